@@ -1,0 +1,69 @@
+"""The trainable adaptor from Whisper's embedding space into the LLM's (paper, section 4.4).
+
+Frame concatenation (4x subsampling) -> linear projection -> LayerNorm -> sinusoidal positions -> two residual
+multi-head self-attention blocks. Padded frames are masked everywhere, so a batch gives each item exactly what it
+would get alone.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def sinusoidal_positions(length: int, dim: int, device: torch.device | None = None) -> torch.Tensor:
+    """Transformer sine/cosine positional encoding: length, dim."""
+    position = torch.arange(length, device=device, dtype=torch.float32)[:, None]  # L, 1
+    rate = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(length, dim, device=device)
+    table[:, 0::2] = torch.sin(position * rate)  # L, dim/2
+    table[:, 1::2] = torch.cos(position * rate[: dim // 2])
+    return table
+
+
+class AttentionBlock(nn.Module):
+    """Pre-norm residual self-attention: x + MHA(LN(x))."""
+
+    def __init__(self, dim: int, heads: int, dropout: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.attention = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
+        """x: B, S, D; padding: B, S (True where padded) -> B, S, D."""
+        h = self.norm(x)
+        h, _ = self.attention(h, h, h, key_padding_mask=padding, need_weights=False)
+        return x + self.dropout(h)
+
+
+class Adaptor(nn.Module):
+    def __init__(self, encoder_dim: int, llm_dim: int, subsample: int = 4, layers: int = 2, heads: int = 8,
+                 dropout: float = 0.1):
+        super().__init__()
+        if llm_dim % heads:
+            raise ValueError(f"adaptor heads ({heads}) must divide the LLM hidden size ({llm_dim}); "
+                             "set model.adaptor_heads to a divisor")
+        self.subsample = subsample
+        self.projection = nn.Linear(encoder_dim * subsample, llm_dim)
+        self.norm = nn.LayerNorm(llm_dim)
+        self.blocks = nn.ModuleList(AttentionBlock(llm_dim, heads, dropout) for _ in range(layers))
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        return (lengths + self.subsample - 1) // self.subsample
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: B, S, D_enc (zero past lengths), lengths: B -> B, S/k, D_llm and output lengths: B."""
+        batch, frames, dim = x.shape
+        k = self.subsample
+        x = nn.functional.pad(x, (0, 0, 0, (-frames) % k))  # B, ceil(S/k)*k, D_enc
+        x = x.reshape(batch, -1, k * dim)  # B, S/k, k*D_enc: k consecutive frames side by side
+        x = self.norm(self.projection(x))  # B, S/k, D_llm
+        x = x + sinusoidal_positions(x.shape[1], x.shape[2], x.device).to(x.dtype)  # B, S/k, D_llm
+        out_lengths = self.output_lengths(lengths)
+        padding = torch.arange(x.shape[1], device=x.device)[None, :] >= out_lengths[:, None]  # B, S/k
+        for block in self.blocks:
+            x = block(x, padding)
+        return x.masked_fill(padding[..., None], 0.0), out_lengths

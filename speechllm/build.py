@@ -1,0 +1,115 @@
+"""Configuration in, parts out: the model, its tokenizer and features, and the exact set of trainable tensors."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from speechllm.adaptor import Adaptor
+from speechllm.audio import LogMel
+from speechllm.config import ModelConfig, SelectionConfig
+from speechllm.encoder import AudioEncoder
+from speechllm.model import SpeechLLM
+from speechllm.sources import load_llm, load_tokenizer, load_whisper_encoder, torch_dtype
+
+logger = logging.getLogger(__name__)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SPEECHLLM_CACHE", Path.home() / ".cache" / "speechllm"))
+
+
+def special_token_ids(tokenizer: PreTrainedTokenizerBase, config: ModelConfig) -> tuple[int, int, int]:
+    """(bos, eos, pad) ids; the config may name other tokens than the tokenizer's own."""
+
+    def token_id(name: str | None, default: int | None, what: str) -> int:
+        if name is None:
+            if default is None:
+                raise ValueError(f"the tokenizer has no {what} token; set model.{what}_token to one of its tokens")
+            return default
+        ids = tokenizer.convert_tokens_to_ids(name)
+        if ids is None or ids == tokenizer.unk_token_id:
+            raise ValueError(f"model.{what}_token={name!r} is not a token of this tokenizer")
+        return int(ids)
+
+    bos = token_id(config.bos_token, tokenizer.bos_token_id, "bos")
+    eos = token_id(config.eos_token, tokenizer.eos_token_id, "eos")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    return bos, eos, int(pad)
+
+
+def build_speech_llm(config: ModelConfig, device: torch.device | str = "cpu", seed: int = 0
+                     ) -> tuple[SpeechLLM, PreTrainedTokenizerBase, LogMel]:
+    """Load the encoder and the LLM, build a fresh adaptor (seeded), all frozen until `set_trainable`."""
+    device = torch.device(device)
+    dtype = torch_dtype(config.dtype, device)
+    whisper = load_whisper_encoder(config.encoder, dtype)
+    llm = load_llm(config.llm, dtype, config.attn_implementation)
+    tokenizer = load_tokenizer(config.tokenizer or config.llm)
+    llm.requires_grad_(False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        adaptor = Adaptor(whisper.config.d_model, llm.config.hidden_size, config.adaptor_subsample,
+                          config.adaptor_layers, config.adaptor_heads, config.adaptor_dropout)
+    bos, eos, pad = special_token_ids(tokenizer, config)
+    model = SpeechLLM(AudioEncoder(whisper, config.encoder_mode), adaptor, llm, bos, eos, pad).to(device)
+    logger.info("encoder %s (%d mel bins, mode %s), LLM %s, dtype %s", config.encoder, whisper.config.num_mel_bins,
+                config.encoder_mode, config.llm, dtype)
+    return model, tokenizer, LogMel(whisper.config.num_mel_bins)
+
+
+def default_kappa_cache(llm_source: str) -> Path:
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", llm_source).strip("_")
+    return cache_dir() / "kappa" / f"{name}.json"
+
+
+def select_llm_tensors(llm: torch.nn.Module, config: SelectionConfig, llm_source: str,
+                       show_progress: bool = False) -> list[str]:
+    """Algorithm 1: the names (as `llm.named_parameters()` gives them) of the LLM tensors to unfreeze."""
+    from speechllm.kappa import load_or_compute_kappas
+    from speechllm.selection import eligible_tensor_names, select_tensors
+
+    if config.strategy == "none":
+        return []
+    if config.strategy == "all":
+        return [name for name, _ in llm.named_parameters()]
+    names = eligible_tensor_names(llm, include_embeddings=config.include_embeddings)
+    parameters = dict(llm.named_parameters())
+    sizes = {name: parameters[name].numel() for name in names}
+    if config.strategy == "random":
+        kappas = dict.fromkeys(names, 1.0)  # random selection needs no condition numbers
+    else:
+        cache = Path(config.kappa_cache) if config.kappa_cache else default_kappa_cache(llm_source)
+        kappas = load_or_compute_kappas(llm, names, cache, show_progress=show_progress)
+    return select_tensors(kappas, sizes, strategy=config.strategy, num_tensors=config.num_tensors,
+                          num_params=config.num_params, seed=config.seed)
+
+
+def set_trainable(model: SpeechLLM, llm_tensors: list[str]) -> list[str]:
+    """Freeze everything but the adaptor and the named LLM tensors; return the trainable parameter names."""
+    model.requires_grad_(False)
+    model.adaptor.requires_grad_(True)
+    llm_parameters = dict(model.llm.named_parameters())
+    missing = [name for name in llm_tensors if name not in llm_parameters]
+    if missing:
+        raise ValueError(f"selected tensors not in the LLM: {missing[:5]}; was the selection made for another model?")
+    for name in llm_tensors:
+        llm_parameters[name].requires_grad_(True)
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+    counts = {part: sum(p.numel() for n, p in model.named_parameters() if p.requires_grad and n.startswith(part))
+              for part in ("encoder", "adaptor", "llm")}
+    totals = {part: sum(p.numel() for p in getattr(model, part).parameters()) for part in ("encoder", "adaptor", "llm")}
+    for part in counts:
+        logger.info("trainable %-7s %12s of %12s parameters", part, f"{counts[part]:,}", f"{totals[part]:,}")
+    logger.info("trainable LLM tensors: %d", len(llm_tensors))
+    return trainable
+
+
+def trainable_state_dict(model: SpeechLLM) -> dict[str, torch.Tensor]:
+    """Only what training changes: the adaptor and the unfrozen LLM tensors (never GBs of frozen weights)."""
+    return {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}

@@ -1,0 +1,110 @@
+"""Checkpoints: the trainable tensors (safetensors), the resolved config, the selection and the trainer state.
+
+A checkpoint is a folder written under a temporary name and renamed into place, so a kill during a write leaves the
+previous checkpoint intact. `complete.json`, written last, lists every file with its size and SHA-256; a folder
+whose files do not match it is refused with a clear error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from speechllm.config import Config, load_config, save_config
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS = "trainable.safetensors"
+STATE = "trainer_state.pt"
+CONFIG = "config.yaml"
+SELECTION = "selection.json"
+COMPLETE = "complete.json"
+LATEST = "checkpoint"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, truncated or corrupt."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_checkpoint(run_dir: str | Path, weights: dict[str, torch.Tensor], config: Config, selection: list[str],
+                    trainer_state: dict[str, Any] | None = None) -> Path:
+    """Write `run_dir/checkpoint` atomically and return its path."""
+    run_dir = Path(run_dir)
+    final = run_dir / LATEST
+    tmp = run_dir / f".{LATEST}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, str(tmp / WEIGHTS))
+    save_config(config, tmp / CONFIG)
+    (tmp / SELECTION).write_text(json.dumps({"llm_tensors": selection}, indent=1), encoding="utf-8")
+    if trainer_state is not None:
+        torch.save(trainer_state, tmp / STATE)
+    files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(tmp.iterdir())}
+    (tmp / COMPLETE).write_text(json.dumps({"files": files}, indent=1), encoding="utf-8")
+    for path in tmp.iterdir():  # data on disk before the rename makes it visible
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+    old = run_dir / f".{LATEST}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """A run folder or a checkpoint folder -> the checkpoint folder (falls back to a kept `.checkpoint.old`)."""
+    path = Path(path)
+    for candidate in (path, path / LATEST, path / f".{LATEST}.old"):
+        if (candidate / COMPLETE).is_file() or (candidate / WEIGHTS).is_file():
+            return candidate
+    raise CheckpointError(f"no checkpoint in {path}: expected {path / LATEST}/{WEIGHTS}; pass the run folder "
+                          "that `speechllm train --output` wrote")
+
+
+def verify_checkpoint(folder: Path) -> None:
+    complete = folder / COMPLETE
+    if not complete.is_file():
+        raise CheckpointError(f"{folder} has no {COMPLETE}: the checkpoint was not finished; use an older one")
+    try:
+        files = json.loads(complete.read_text(encoding="utf-8"))["files"]
+    except (json.JSONDecodeError, KeyError) as error:
+        raise CheckpointError(f"{complete} is corrupt ({error})") from None
+    for name, expected in files.items():
+        path = folder / name
+        if not path.is_file() or path.stat().st_size != expected["bytes"] or _sha256(path) != expected["sha256"]:
+            raise CheckpointError(f"{path} is missing, truncated or corrupt (size or SHA-256 differs from "
+                                  f"{COMPLETE}); the checkpoint cannot be used")
+
+
+def load_checkpoint(path: str | Path, with_state: bool = False
+                    ) -> tuple[dict[str, torch.Tensor], Config, list[str], dict[str, Any] | None]:
+    """(trainable weights, resolved config, selected LLM tensor names, trainer state or None)."""
+    folder = find_checkpoint(path)
+    verify_checkpoint(folder)
+    weights = load_file(str(folder / WEIGHTS))
+    config = load_config(folder / CONFIG)
+    selection = json.loads((folder / SELECTION).read_text(encoding="utf-8"))["llm_tensors"]
+    state = None
+    if with_state:
+        if not (folder / STATE).is_file():
+            raise CheckpointError(f"{folder} holds no trainer state; it cannot be resumed (only used for inference)")
+        state = torch.load(folder / STATE, map_location="cpu", weights_only=False)
+    return weights, config, selection, state

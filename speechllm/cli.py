@@ -1,0 +1,135 @@
+"""The `speechllm` command. Only this module prints; the library logs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from speechllm import __version__
+
+EPILOG = """examples:
+  speechllm train --manifest data/train.jsonl --dev-manifest data/dev.jsonl --config configs/offline-small.yaml \\
+      --output runs/first train.max_steps=500
+  speechllm transcribe a.wav b.flac --checkpoint runs/first
+  speechllm evaluate --manifest data/test.jsonl --checkpoint runs/first --json wer.json
+settings: every key of the config (see configs/*.yaml) can be overridden as section.key=value."""
+
+
+def _device(name: str | None) -> str:
+    import torch
+
+    if name:
+        return name
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from speechllm.checkpoint import load_checkpoint
+    from speechllm.config import load_config
+    from speechllm.train import train
+
+    if args.resume:
+        _, saved, _, _ = load_checkpoint(args.output)
+        config = load_config(None, args.overrides, base=saved)
+    else:
+        config = load_config(args.config, args.overrides)
+    run = train(config, args.manifest, args.output, args.dev_manifest, resume=args.resume,
+                show_progress=not args.quiet)
+    print(f"run saved in {run} (checkpoint: {run / 'checkpoint'}, metrics: {run / 'metrics.jsonl'})")
+    return 0
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    from speechllm.transcribe import load_for_inference, transcribe_files
+
+    model, tokenizer, logmel, config = load_for_inference(args.checkpoint, _device(args.device), args.overrides)
+    texts, audio_seconds, seconds = transcribe_files(model, tokenizer, logmel, args.audio, config.decode,
+                                                     show_progress=not args.quiet)
+    for path, text in zip(args.audio, texts):
+        print(f"{path}\t{text}")
+    logging.getLogger("speechllm").info("%.1f s of audio in %.1f s (RTF %.3f)", audio_seconds, seconds,
+                                        seconds / max(audio_seconds, 1e-9))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from speechllm.evaluate import evaluate_checkpoint, write_report
+    from speechllm.metrics import format_table
+
+    if not args.checkpoint:
+        print("evaluate needs --checkpoint RUN", file=sys.stderr)
+        return 2
+    report, predictions = evaluate_checkpoint(args.checkpoint, args.manifest, _device(args.device),
+                                              args.overrides, show_progress=not args.quiet)
+    predictions_path = args.predictions or (Path(args.json).with_name("predictions.jsonl") if args.json else None)
+    write_report(report, predictions, args.json, predictions_path)
+    print(format_table(report, title=f"{args.checkpoint} on {args.manifest}"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="speechllm", description="Teach an LLM to transcribe speech: frozen Whisper encoder, trainable adaptor, "
+        "and the LLM tensors with the lowest condition number (KappaTune).", epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"speechllm {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="fine-tune on a JSONL manifest", epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--manifest", required=True, help="training manifest (JSONL: audio, text, language, duration, id)")
+    p.add_argument("--dev-manifest", help="dev manifest for periodic loss and greedy WER")
+    p.add_argument("--config", help="YAML config (configs/*.yaml); defaults are the paper's settings")
+    p.add_argument("--output", default="runs/speechllm", help="run folder (checkpoint, config.yaml, metrics.jsonl)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.max_steps=200")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("transcribe", help="print the transcript of audio files")
+    p.add_argument("audio", nargs="+", help="audio files (wav, flac, ogg, ...; any rate, mono or stereo)")
+    p.add_argument("--checkpoint", required=True, help="run folder written by `speechllm train`")
+    p.add_argument("--device", help="cuda, cpu, cuda:1 ... (default: cuda if present)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("overrides", nargs="*", default=[], metavar="key=value",
+                   help="e.g. decode.num_beams=4 decode.batch_size=16")
+    p.set_defaults(func=cmd_transcribe)
+
+    p = sub.add_parser("evaluate", help="WER/CER per language on a manifest")
+    p.add_argument("--manifest", required=True, help="test manifest")
+    p.add_argument("--checkpoint", help="run folder written by `speechllm train`")
+    p.add_argument("--json", help="write the report here as JSON (and predictions.jsonl beside it)")
+    p.add_argument("--predictions", help="write per-utterance reference/hypothesis JSONL here")
+    p.add_argument("--device", help="cuda, cpu, ... (default: cuda if present)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="e.g. decode.num_beams=4")
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    for noisy in ("httpx", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from speechllm.audio import AudioError
+    from speechllm.checkpoint import CheckpointError
+    from speechllm.config import ConfigError
+    from speechllm.manifest import ManifestError
+    from speechllm.sources import ModelSourceError
+    from speechllm.train import TrainingError
+
+    try:
+        return args.func(args)
+    except (ManifestError, AudioError, ConfigError, CheckpointError, ModelSourceError, TrainingError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

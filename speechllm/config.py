@@ -1,0 +1,234 @@
+"""One typed configuration for every command.
+
+YAML files in `configs/` are instances of `Config`; the command line adds dotted overrides such as
+`train.lr_adaptor=3e-4`. Unknown keys and wrongly typed values are errors that name the key and the fix.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is wrong; the message says which key and how to fix it."""
+
+
+@dataclass
+class ModelConfig:
+    # Whisper checkpoint for the frozen encoder: hub id, local folder, or bundled:whisper-base / bundled:whisper-tiny.en
+    encoder: str = "openai/whisper-large-v2"
+    # Causal LM: hub id, local folder, or bundled:smollm2-135m
+    llm: str = "meta-llama/Llama-3.1-8B-Instruct"
+    # Tokenizer source; None = the LLM's own
+    tokenizer: str | None = None
+    # "trim": run the encoder on the real length with masks; "pad30": pad every input to 30 s (the paper's way)
+    encoder_mode: str = "trim"
+    # Token placed between the audio and the text; None = the tokenizer's BOS token
+    bos_token: str | None = None
+    # Token that ends every transcript; None = the tokenizer's EOS token
+    eos_token: str | None = None
+    # Adaptor: frames concatenated per output frame (the paper: 4)
+    adaptor_subsample: int = 4
+    # Adaptor: number of multi-head attention blocks (the paper: 2)
+    adaptor_layers: int = 2
+    # Adaptor: attention heads per block
+    adaptor_heads: int = 8
+    # Adaptor: dropout inside the attention blocks
+    adaptor_dropout: float = 0.1
+    # Weights of the frozen parts: "auto" (bfloat16 on GPU, float32 on CPU), "float32", "bfloat16", "float16"
+    dtype: str = "auto"
+    # Attention kernel for the LLM: "sdpa", "eager", "flash_attention_2"
+    attn_implementation: str = "sdpa"
+
+
+@dataclass
+class SelectionConfig:
+    # Which LLM tensors to unfreeze: "lowest" kappa (the paper), "highest", "random", "none" (adaptor only), "all"
+    strategy: str = "lowest"
+    # Budget as a number of tensors (the paper: 100); set num_params instead to budget parameters
+    num_tensors: int | None = 100
+    # Budget as a number of trainable LLM parameters (exclusive with num_tensors)
+    num_params: int | None = None
+    # Let input embeddings and lm_head compete for selection
+    include_embeddings: bool = False
+    # Kappa cache file; None = <cache dir>/kappa/<llm name>.json. A cache of another model is refused.
+    kappa_cache: str | None = None
+    # Seed for the "random" strategy
+    seed: int = 0
+
+
+@dataclass
+class DataConfig:
+    # Transcripts longer than this many tokens are an error (or skipped with on_error=skip)
+    max_text_tokens: int = 256
+    # "fail": check every sample before the first step and stop on a bad one; "skip": drop bad samples, count them
+    on_error: str = "fail"
+    # Batches are formed from utterances of similar duration (less padding, faster)
+    bucket_by_duration: bool = True
+    # DataLoader worker processes for audio decoding
+    num_workers: int = 0
+
+
+@dataclass
+class TrainConfig:
+    # Utterances per step per process
+    batch_size: int = 8
+    # Gradient accumulation steps (global batch = batch_size * grad_accum * processes)
+    grad_accum: int = 1
+    # Optimizer steps in total
+    max_steps: int = 2000
+    # Peak learning rate of the adaptor
+    lr_adaptor: float = 1e-4
+    # Peak learning rate of the selected LLM tensors
+    lr_llm: float = 1e-5
+    # AdamW weight decay (adaptor and LLM)
+    weight_decay: float = 0.0
+    # Linear warm-up steps
+    warmup_steps: int = 100
+    # Decay after warm-up: "cosine", "linear" or "constant"
+    schedule: str = "cosine"
+    # Final learning rate as a fraction of the peak
+    min_lr_ratio: float = 0.1
+    # Gradient norm clipping (0 = off)
+    grad_clip: float = 1.0
+    # Steps between log lines
+    log_every: int = 10
+    # Steps between dev evaluations (0 = only at the end)
+    eval_every: int = 500
+    # Dev utterances decoded for the dev WER at each evaluation
+    eval_wer_utterances: int = 64
+    # Steps between checkpoints (0 = only at the end)
+    save_every: int = 500
+    # Seed for data order, dropout and initialization
+    seed: int = 0
+    # "auto" (bf16 on GPU, none on CPU), "no", "bf16", "fp16"
+    mixed_precision: str = "auto"
+    # Consecutive non-finite steps after which training stops
+    max_bad_steps: int = 20
+
+
+@dataclass
+class DecodeConfig:
+    # 1 = greedy; more = beam search
+    num_beams: int = 1
+    # Upper bound on new tokens per second of audio (plus decode.extra_tokens); stops loops
+    tokens_per_second: float = 10.0
+    # Tokens allowed on top of the duration bound
+    extra_tokens: int = 16
+    # Utterances decoded together
+    batch_size: int = 8
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_CHOICES = {
+    "model.encoder_mode": ("trim", "pad30"),
+    "model.dtype": ("auto", "float32", "bfloat16", "float16"),
+    "selection.strategy": ("lowest", "highest", "random", "none", "all"),
+    "data.on_error": ("fail", "skip"),
+    "train.schedule": ("cosine", "linear", "constant"),
+    "train.mixed_precision": ("auto", "no", "bf16", "fp16"),
+}
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Check `value` against a field annotation; ints are accepted for floats, None for optional fields."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, key)
+            except ConfigError as error:
+                errors.append(str(error))
+        raise ConfigError(errors[0])
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation is bool and not isinstance(value, bool):
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if annotation is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if annotation in (str, float) and not isinstance(value, annotation):
+        raise ConfigError(f"{key}: expected a {annotation.__name__}, got {value!r}")
+    return value
+
+
+def _apply(section: Any, values: dict[str, Any], prefix: str, source: str) -> None:
+    hints = typing.get_type_hints(type(section))
+    names = [f.name for f in dataclasses.fields(section)]
+    for key, value in values.items():
+        full = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(f"{source}: unknown key '{full}'. Valid keys here: {', '.join(names)}")
+        current = getattr(section, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: '{full}' must be a mapping of its keys, got {value!r}")
+            _apply(current, value, f"{full}.", source)
+            continue
+        value = _coerce(value, hints[key], f"{source}: {full}")
+        if full in _CHOICES and value not in _CHOICES[full]:
+            raise ConfigError(f"{source}: {full} must be one of {', '.join(_CHOICES[full])}, got {value!r}")
+        setattr(section, key, value)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`train.lr_llm=1e-5` -> (["train", "lr_llm"], 1e-05); the value is read as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' must look like section.key=value, e.g. train.max_steps=100")
+    key, raw = text.split("=", 1)
+    value = yaml.safe_load(raw) if raw.strip() else None
+    if isinstance(value, str) and value.lower() in ("none", "null"):
+        value = None
+    return key.strip().split("."), value
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = (), base: Config | None = None) -> Config:
+    """Defaults (or a copy of `base`), then the YAML file, then `key=value` overrides, each checked."""
+    config = copy.deepcopy(base) if base is not None else Config()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; see configs/ for the shipped ones")
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: not valid YAML: {error}") from error
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections (model:, train:, ...)")
+        _apply(config, values, "", str(path))
+    for text in overrides:
+        keys, value = parse_override(text)
+        nested: dict[str, Any] = {keys[-1]: value}
+        for key in reversed(keys[:-1]):
+            nested = {key: nested}
+        _apply(config, nested, "", "override")
+    return config
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")

@@ -1,0 +1,168 @@
+"""Utterances to batches: audio decoding, tokenization, duration bucketing, a resumable order."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import soundfile
+import torch
+from torch.utils.data import Dataset, Sampler
+from transformers import PreTrainedTokenizerBase
+
+from speechllm.audio import SAMPLE_RATE, AudioError, LogMel, load_audio
+from speechllm.manifest import Utterance
+
+logger = logging.getLogger(__name__)
+
+
+def tokenize(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
+    """Transcript -> token ids with no special tokens (BOS and EOS are added by the model)."""
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def audio_duration(utterance: Utterance) -> float:
+    """Duration from the manifest, else from the file header (cheap: no decoding)."""
+    if utterance.duration is not None:
+        return utterance.duration
+    try:
+        info = soundfile.info(str(utterance.audio))
+    except (soundfile.LibsndfileError, RuntimeError) as error:
+        raise AudioError(f"{utterance.where}: {utterance.audio}: cannot read the audio header ({error})") from None
+    return info.frames / info.samplerate
+
+
+@dataclass
+class Example:
+    index: int
+    id: str
+    features: torch.Tensor | None  # M, T (None: the sample was bad and is skipped)
+    tokens: list[int]
+    language: str
+    text: str
+    seconds: float
+    error: str | None = None
+
+
+class SpeechDataset(Dataset):
+    """Decodes audio and computes features on access (in DataLoader workers when data.num_workers > 0)."""
+
+    def __init__(self, utterances: Sequence[Utterance], tokenizer: PreTrainedTokenizerBase, logmel: LogMel,
+                 skip_errors: bool = False):
+        self.utterances = list(utterances)
+        self.tokenizer = tokenizer
+        self.logmel = logmel
+        self.skip_errors = skip_errors
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    def __getitem__(self, index: int) -> Example:
+        u = self.utterances[index]
+        tokens = tokenize(self.tokenizer, u.text)
+        try:
+            samples = load_audio(u.audio, u.where)
+        except AudioError as error:
+            if not self.skip_errors:
+                raise
+            return Example(index, u.id, None, tokens, u.language, u.text, 0.0, str(error))
+        return Example(index, u.id, self.logmel(samples), tokens, u.language, u.text, len(samples) / SAMPLE_RATE)
+
+
+@dataclass
+class Batch:
+    features: torch.Tensor  # B, M, T (zero-padded)
+    frames: torch.Tensor  # B real mel frames
+    tokens: list[list[int]]
+    ids: list[str]
+    languages: list[str]
+    texts: list[str]
+    seconds: float
+    skipped: list[str]
+
+    def to(self, device: torch.device) -> Batch:
+        self.features, self.frames = self.features.to(device), self.frames.to(device)
+        return self
+
+
+def collate(examples: list[Example]) -> Batch | None:
+    skipped = [e.error for e in examples if e.features is None]
+    for error in skipped:
+        logger.warning("skipping a bad sample: %s", error)
+    examples = [e for e in examples if e.features is not None]
+    if not examples:
+        return Batch(torch.zeros(0, 1, 1), torch.zeros(0, dtype=torch.long), [], [], [], [], 0.0, skipped)
+    longest = max(e.features.shape[-1] for e in examples)
+    features = torch.zeros(len(examples), examples[0].features.shape[0], longest)  # B, M, T
+    for b, e in enumerate(examples):
+        features[b, :, : e.features.shape[-1]] = e.features
+    frames = torch.tensor([e.features.shape[-1] for e in examples])
+    return Batch(features, frames, [e.tokens for e in examples], [e.id for e in examples],
+                 [e.language for e in examples], [e.text for e in examples], sum(e.seconds for e in examples), skipped)
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Seeded batches of similar duration, a new order each epoch, shardable over processes, resumable.
+
+    Each epoch: a seeded permutation, cut into pools of `pool` global batches; within a pool utterances are sorted
+    by duration and cut into global batches of `batch_size * world`; then the batch order is shuffled. Process
+    `rank` takes its slice of every global batch, so N processes see exactly the utterances one process would.
+    The sampler is endless (epochs roll over); `skip(n)` resumes after n global batches.
+    """
+
+    def __init__(self, durations: Sequence[float], batch_size: int, seed: int = 0, bucket: bool = True,
+                 rank: int = 0, world: int = 1, pool: int = 50):
+        if batch_size < 1:
+            raise ValueError("train.batch_size must be at least 1")
+        self.durations = list(durations)
+        self.batch_size, self.seed, self.bucket, self.pool = batch_size, seed, bucket, pool
+        self.rank, self.world = rank, world
+        self.epoch, self.position = 0, 0
+
+    def global_batches(self, epoch: int) -> list[list[int]]:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        order = torch.randperm(len(self.durations), generator=generator).tolist()
+        size = self.batch_size * self.world
+        span = size * self.pool if self.bucket else len(order)
+        batches = []
+        for start in range(0, len(order), max(span, 1)):
+            chunk = order[start : start + span]
+            if self.bucket:
+                chunk.sort(key=lambda i: self.durations[i])
+            batches += [chunk[i : i + size] for i in range(0, len(chunk), size)]
+        if self.world > 1:  # every process needs a share: drop a last batch too small to split
+            batches = [b for b in batches if len(b) >= self.world]
+        permutation = torch.randperm(len(batches), generator=generator).tolist()
+        return [batches[i] for i in permutation]
+
+    def __len__(self) -> int:
+        """Global batches per epoch."""
+        return len(self.global_batches(0))
+
+    def local_batches(self, epoch: int) -> list[list[int]]:
+        """This process's share of every global batch of `epoch`."""
+        shares = []
+        for batch in self.global_batches(epoch):
+            share = -(-len(batch) // self.world)  # ceil: uneven last batches still cover every utterance
+            shares.append(batch[self.rank * share : (self.rank + 1) * share])
+        return shares
+
+    def __iter__(self) -> Iterator[list[int]]:
+        while True:
+            batches = self.local_batches(self.epoch)
+            while self.position < len(batches):
+                self.position += 1
+                yield batches[self.position - 1]
+            self.epoch, self.position = self.epoch + 1, 0
+
+    def skip(self, consumed: int) -> None:
+        """Continue after `consumed` global batches (the training loop counts them; prefetching does not)."""
+        per_epoch = len(self)
+        self.epoch, self.position = divmod(consumed, per_epoch)
+
+
+def max_new_tokens(seconds: float, tokens_per_second: float, extra: int) -> int:
+    """Decoding budget tied to the audio's duration: long enough for any real transcript, short for loops."""
+    return int(math.ceil(seconds * tokens_per_second)) + extra

@@ -1,0 +1,110 @@
+"""The frozen Whisper encoder: log-mel frames in, audio embeddings out, any length.
+
+Two modes. `pad30` is the paper's: every 30 s window is padded to 3000 frames with Whisper's silence value and run
+through HF's `WhisperEncoder.forward`. `trim` runs the same layers on the real length only, with a key mask for the
+padded frames of a batch; it is several times cheaper for short utterances. Audio longer than 30 s is cut into
+30 s windows that are encoded separately and whose outputs are concatenated: nothing is truncated.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+from speechllm.audio import FRAMES_PER_WINDOW, silence_value
+
+
+def encoder_output_length(frames: torch.Tensor) -> torch.Tensor:
+    """Mel frames -> encoder frames (conv2 has stride 2): ceil(frames / 2)."""
+    return (frames + 1) // 2
+
+
+class AudioEncoder(nn.Module):
+    """A frozen Whisper encoder with masks. Never trained: parameters frozen, eval mode, no autograd."""
+
+    def __init__(self, whisper_encoder: WhisperEncoder, mode: str = "trim"):
+        super().__init__()
+        if mode not in ("trim", "pad30"):
+            raise ValueError(f"encoder mode must be 'trim' or 'pad30', got {mode!r}")
+        self.whisper = whisper_encoder
+        self.mode = mode
+        self.whisper.requires_grad_(False)
+        self.whisper.eval()
+
+    @property
+    def hidden_size(self) -> int:
+        return self.whisper.config.d_model
+
+    @property
+    def num_mel_bins(self) -> int:
+        return self.whisper.config.num_mel_bins
+
+    def train(self, mode: bool = True) -> AudioEncoder:
+        # Frozen: stays in eval mode (no dropout) whatever the parent module does.
+        return super().train(False)
+
+    def _encode_trim(self, mel: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """mel: W, M, T (T <= 3000), frames: W -> W, ceil(T/2), D."""
+        w = self.whisper
+        steps = torch.arange(mel.shape[-1], device=mel.device)
+        frame_mask = (steps[None, :] < frames[:, None]).to(mel.dtype)  # W, T
+        x = mel * frame_mask[:, None, :]  # W, M, T: padding is zero, as conv1's own padding is
+        x = nn.functional.gelu(w.conv1(x)) * frame_mask[:, None, :]  # W, D, T
+        x = nn.functional.gelu(w.conv2(x))  # W, D, ceil(T/2)
+        x = x.permute(0, 2, 1)  # W, S, D
+        length = x.shape[1]
+        x = x + w.embed_positions.weight[:length]  # W, S, D
+        keep = torch.arange(length, device=x.device)[None, :] < encoder_output_length(frames)[:, None]  # W, S
+        mask = torch.zeros(keep.shape, dtype=x.dtype, device=x.device)
+        mask = mask.masked_fill(~keep, torch.finfo(x.dtype).min)[:, None, None, :]  # W, 1, 1, S (additive)
+        for layer in w.layers:
+            x = layer(x, mask)
+        return w.layer_norm(x)
+
+    def _encode_pad30(self, mel: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """mel: W, M, T (T <= 3000), frames: W -> W, 1500, D."""
+        steps = torch.arange(FRAMES_PER_WINDOW, device=mel.device)
+        padded = nn.functional.pad(mel, (0, FRAMES_PER_WINDOW - mel.shape[-1]))  # W, M, 3000
+        real = steps[None, :] < frames[:, None]  # W, 3000
+        silence = silence_value(torch.where(real[:, None, :], padded, padded.new_tensor(-1e4)))  # W
+        padded = torch.where(real[:, None, :], padded, silence[:, None, None])
+        return self.whisper(input_features=padded).last_hidden_state
+
+    @torch.no_grad()
+    def forward(self, features: torch.Tensor, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """features: B, M, T (padded), frames: B (real lengths) -> embeddings: B, S, D (zero past lengths), lengths: B."""
+        dtype = next(self.whisper.parameters()).dtype
+        # Cut every utterance into 30 s windows: window w belongs to item owner[w] and starts at start[w].
+        owner, start, size = [], [], []
+        for b, n in enumerate(frames.tolist()):
+            for s in range(0, n, FRAMES_PER_WINDOW):
+                owner.append(b)
+                start.append(s)
+                size.append(min(FRAMES_PER_WINDOW, n - s))
+        longest = max(size)
+        windows = features.new_zeros(len(size), features.shape[1], longest)  # W, M, T_w
+        for w, (b, s, n) in enumerate(zip(owner, start, size)):
+            windows[w, :, :n] = features[b, :, s : s + n]
+        window_frames = torch.tensor(size, device=features.device)
+        windows = windows.to(dtype)
+        encode = self._encode_trim if self.mode == "trim" else self._encode_pad30
+        encoded = encode(windows, window_frames)  # W, S_w, D
+        out_sizes = encoder_output_length(window_frames).tolist()
+        lengths = [0] * frames.shape[0]
+        for b, n in zip(owner, out_sizes):
+            lengths[b] += n
+        out = encoded.new_zeros(frames.shape[0], max(lengths), encoded.shape[-1])  # B, S, D
+        offset = [0] * frames.shape[0]
+        for w, (b, n) in enumerate(zip(owner, out_sizes)):
+            out[b, offset[b] : offset[b] + n] = encoded[w, :n]
+            offset[b] += n
+        return out, torch.tensor(lengths, device=features.device)
+
+
+def frames_to_encoder_length(frames: int) -> int:
+    """Encoder frames produced for `frames` mel frames, windows included."""
+    full, rest = divmod(frames, FRAMES_PER_WINDOW)
+    return full * FRAMES_PER_WINDOW // 2 + math.ceil(rest / 2)

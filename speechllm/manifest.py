@@ -1,0 +1,130 @@
+"""JSONL manifests: one utterance a line, validated with errors that name the file and the line.
+
+A line looks like `{"audio": "clips/a.flac", "text": "hello there", "language": "en", "duration": 2.1, "id": "a"}`.
+`audio` and `text` are required; relative audio paths are relative to the manifest's folder; `language` is an
+ISO 639-1 code (default "en"); other fields are kept in `extra`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+_LANGUAGE = re.compile(r"^[a-z]{2}$")
+
+
+class ManifestError(ValueError):
+    """A manifest line is wrong. `path`, `line` (1-based, 0 = whole file) and `kind` say where and what."""
+
+    def __init__(self, path: str | Path, line: int, message: str, kind: str = "invalid"):
+        self.path, self.line, self.kind, self.reason = Path(path), line, kind, message
+        where = f"{path}:{line}" if line else str(path)
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass
+class Utterance:
+    id: str
+    audio: Path
+    text: str
+    language: str = "en"
+    duration: float | None = None
+    manifest: Path | None = None
+    line: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def where(self) -> str:
+        """`manifest:line`, for error messages."""
+        return f"{self.manifest}:{self.line}" if self.manifest else str(self.audio)
+
+
+def _parse_line(path: Path, number: int, raw: bytes, check_audio_exists: bool) -> Utterance:
+    try:
+        text_line = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ManifestError(path, number, f"not valid UTF-8 ({error.reason} at byte {error.start}); "
+                            "save the manifest as UTF-8", "encoding") from None
+    try:
+        item = json.loads(text_line)
+    except json.JSONDecodeError as error:
+        raise ManifestError(path, number, f"not valid JSON ({error.msg} at column {error.colno}); each line must "
+                            'be one object like {"audio": "a.wav", "text": "...", "language": "en"}', "json") from None
+    if not isinstance(item, dict):
+        raise ManifestError(path, number, f"expected a JSON object, got {type(item).__name__}", "json")
+    for key in ("audio", "text"):
+        if key not in item:
+            raise ManifestError(path, number, f"missing field '{key}'", "missing_field")
+        if not isinstance(item[key], str):
+            raise ManifestError(path, number, f"field '{key}' must be a string, got {item[key]!r}", "field_type")
+    if not item["text"].strip():
+        raise ManifestError(path, number, "empty transcript in 'text'; remove the line or give its transcript",
+                            "empty_text")
+    language = item.get("language", "en")
+    if not isinstance(language, str) or not _LANGUAGE.match(language):
+        raise ManifestError(path, number, f"'language' must be a two-letter ISO 639-1 code such as 'en' or 'de', "
+                            f"got {language!r}", "field_type")
+    duration = item.get("duration")
+    if duration is not None:
+        if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not math.isfinite(duration) \
+                or duration <= 0:
+            raise ManifestError(path, number, f"'duration' must be a positive number of seconds, got {duration!r}",
+                                "field_type")
+        duration = float(duration)
+    uid = item.get("id", f"{path.stem}-{number}")
+    if not isinstance(uid, str) or not uid:
+        raise ManifestError(path, number, f"'id' must be a non-empty string, got {uid!r}", "field_type")
+    audio = Path(item["audio"]).expanduser()
+    if not audio.is_absolute():
+        audio = path.parent / audio
+    if check_audio_exists and not audio.is_file():
+        raise ManifestError(path, number, f"audio file {audio} does not exist"
+                            + (" (relative paths are relative to the manifest's folder)"
+                               if not Path(item["audio"]).is_absolute() else ""), "missing_file")
+    extra = {k: v for k, v in item.items() if k not in ("audio", "text", "language", "duration", "id")}
+    return Utterance(uid, audio, item["text"].strip(), language, duration, path, number, extra)
+
+
+def read_manifest(path: str | Path, check_audio_exists: bool = True,
+                  problems: list[ManifestError] | None = None) -> list[Utterance]:
+    """Read and validate a manifest.
+
+    Without `problems` the first bad line raises `ManifestError`; with a list, every bad line is appended to it
+    and left out, so a caller can report them all (`speechllm validate`) or skip them (`data.on_error=skip`).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ManifestError(path, 0, "is a folder; pass the .jsonl manifest file inside it", "not_a_file")
+    if not path.is_file():
+        raise ManifestError(path, 0, "manifest file does not exist", "not_a_file")
+    utterances: list[Utterance] = []
+    first_line: dict[str, int] = {}
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            utterance = _parse_line(path, number, raw, check_audio_exists)
+            if utterance.id in first_line:
+                raise ManifestError(path, number, f"duplicate id '{utterance.id}' (first on line "
+                                    f"{first_line[utterance.id]}); ids must be unique", "duplicate_id")
+        except ManifestError as error:
+            if problems is None:
+                raise
+            problems.append(error)
+            continue
+        first_line[utterance.id] = number
+        utterances.append(utterance)
+    if not utterances and problems is None:
+        raise ManifestError(path, 0, "holds no utterances", "empty")
+    return utterances
+
+
+def write_manifest(path: str | Path, records: list[dict[str, Any]]) -> None:
+    """Write dicts as JSONL (UTF-8, one object a line)."""
+    with open(path, "w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -1,0 +1,291 @@
+"""The training loop, top to bottom: data, model, selection, optimizer, schedule, steps, evaluation, checkpoints.
+
+Accelerate places tensors and runs several processes (`accelerate launch`); the loop itself is written out here.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import nullcontext
+import logging
+import math
+import random
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from speechllm.audio import AudioError
+from speechllm.build import build_speech_llm, select_llm_tensors, set_trainable, trainable_state_dict
+from speechllm.checkpoint import LATEST, load_checkpoint, save_checkpoint
+from speechllm.config import Config, save_config
+from speechllm.data import BucketBatchSampler, SpeechDataset, audio_duration, collate, tokenize
+from speechllm.manifest import ManifestError, Utterance, read_manifest
+from speechllm.metrics import score
+from speechllm.transcribe import transcribe_samples
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (bad data under on_error=fail, repeated non-finite losses, ...)."""
+
+
+def learning_rate_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: float) -> float:
+    """Linear warm-up to 1, then cosine / linear decay to `min_ratio` at `total`, or constant."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant" or total <= warmup:
+        return 1.0
+    progress = min(1.0, (step - warmup) / (total - warmup))
+    decay = 0.5 * (1 + math.cos(math.pi * progress)) if schedule == "cosine" else 1 - progress
+    return min_ratio + (1 - min_ratio) * decay
+
+
+def prepare_utterances(manifest: str | Path, tokenizer: Any, config: Config) -> tuple[list[Utterance], list[float]]:
+    """Read and check a manifest before the first step: fields, files, durations and transcript lengths.
+
+    on_error=fail raises on the first problem (naming file and line); on_error=skip drops bad lines with a count.
+    """
+    skip = config.data.on_error == "skip"
+    problems: list[ManifestError] | None = [] if skip else None
+    utterances = read_manifest(manifest, problems=problems)
+    kept, durations = [], []
+    for u in utterances:
+        try:
+            seconds = audio_duration(u)
+            n_tokens = len(tokenize(tokenizer, u.text))
+            if n_tokens > config.data.max_text_tokens:
+                raise ManifestError(u.manifest, u.line, f"transcript has {n_tokens} tokens, more than "
+                                    f"data.max_text_tokens={config.data.max_text_tokens}; raise the limit or "
+                                    "split the utterance", "text_too_long")
+        except (AudioError, ManifestError) as error:
+            if not skip:
+                raise
+            problems.append(error if isinstance(error, ManifestError) else ManifestError(u.manifest, u.line, str(error),
+                                                                                         "unreadable"))
+            continue
+        kept.append(u)
+        durations.append(seconds)
+    if problems:
+        logger.warning("%s: skipped %d bad lines (on_error=skip); first: %s", manifest, len(problems), problems[0])
+    if not kept:
+        raise TrainingError(f"{manifest}: no usable utterance")
+    return kept, durations
+
+
+def evaluate_dev(model: Any, loader: DataLoader, dev: list[Utterance], tokenizer: Any, logmel: Any,
+                 config: Config, accelerator: Accelerator) -> dict[str, float]:
+    """Dev loss over the whole dev set and greedy WER over its first `train.eval_wer_utterances`."""
+    model.eval()
+    total, tokens = 0.0, 0
+    with torch.no_grad():
+        for batch in loader:
+            if not batch.ids:
+                continue
+            batch.to(accelerator.device)
+            with accelerator.autocast():
+                loss, n = model(batch.features, batch.frames, batch.tokens)
+            total += float(loss) * int(n)
+            tokens += int(n)
+    result = {"dev_loss": total / max(tokens, 1)}
+    subset = dev[: config.train.eval_wer_utterances]
+    if subset and accelerator.is_main_process:
+        from speechllm.audio import load_audio
+
+        audios = [load_audio(u.audio, u.where) for u in subset]
+        with accelerator.autocast():
+            hyps = transcribe_samples(accelerator.unwrap_model(model), tokenizer, logmel, audios, config.decode)
+        report = score([{"id": u.id, "language": u.language, "reference": u.text, "hypothesis": h}
+                        for u, h in zip(subset, hyps)])
+        result["dev_wer"] = report["overall"]["wer"]
+        for language, row in report["languages"].items():
+            result[f"dev_wer_{language}"] = row["wer"]
+    model.train()
+    return result
+
+
+def train(config: Config, train_manifest: str | Path, output_dir: str | Path, dev_manifest: str | Path | None = None,
+          resume: bool = False, show_progress: bool = True) -> Path:
+    """Train; return the run folder (checkpoint, config.yaml, selection.json, metrics.jsonl)."""
+    output = Path(output_dir)
+    state: dict[str, Any] | None = None
+    if resume:
+        saved_weights, saved, selection, state = load_checkpoint(output, with_state=True)
+        for section in ("model", "selection"):
+            if getattr(saved, section) != getattr(config, section):
+                raise TrainingError(f"--resume: the '{section}' settings differ from the run's config.yaml; "
+                                    "a run resumes with the model and selection it started with")
+        logger.info("resuming %s at step %d", output, state["step"])
+    elif (output / LATEST).exists():
+        raise TrainingError(f"{output} already holds a run; pass --resume to continue it or choose another --output")
+    mixed = config.train.mixed_precision
+    if mixed == "auto":
+        mixed = "bf16" if torch.cuda.is_available() else "no"
+    accelerator = Accelerator(mixed_precision=mixed)
+    set_seed(config.train.seed)
+    output.mkdir(parents=True, exist_ok=True)
+
+    # Model, tokenizer, features; the selection is computed once (main process first: it fills the kappa cache).
+    model, tokenizer, logmel = build_speech_llm(config.model, accelerator.device, seed=config.train.seed)
+    if state is None:
+        with accelerator.main_process_first():
+            selection = select_llm_tensors(model.llm, config.selection, config.model.llm,
+                                           show_progress=show_progress and accelerator.is_main_process)
+    set_trainable(model, selection)
+    if state is not None:
+        parameters = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, tensor in saved_weights.items():
+                parameters[name].copy_(tensor.to(parameters[name].dtype))
+    if accelerator.is_main_process:
+        save_config(config, output / "config.yaml")
+        (output / "selection.json").write_text(json.dumps({"llm_tensors": selection}, indent=1), encoding="utf-8")
+
+    # Data: checked before the first step; batches of similar duration, sharded over processes.
+    train_set, durations = prepare_utterances(train_manifest, tokenizer, config)
+    skip_errors = config.data.on_error == "skip"
+    sampler = BucketBatchSampler(durations, config.train.batch_size, config.train.seed,
+                                 config.data.bucket_by_duration, accelerator.process_index, accelerator.num_processes)
+    loader = DataLoader(SpeechDataset(train_set, tokenizer, logmel, skip_errors), batch_sampler=sampler,
+                        collate_fn=collate, num_workers=config.data.num_workers)
+    dev_set, dev_loader = [], None
+    if dev_manifest is not None:
+        dev_set, dev_durations = prepare_utterances(dev_manifest, tokenizer, config)
+        dev_sampler = BucketBatchSampler(dev_durations, config.train.batch_size, 0, True,
+                                         accelerator.process_index, accelerator.num_processes)
+        dev_loader = DataLoader(SpeechDataset(dev_set, tokenizer, logmel, skip_errors), collate_fn=collate,
+                                batch_sampler=dev_sampler.local_batches(0), num_workers=config.data.num_workers)
+
+    # Optimizer: AdamW on the adaptor and the selected LLM tensors, each with its own learning rate.
+    groups = [{"params": [p for p in model.adaptor.parameters() if p.requires_grad], "lr": config.train.lr_adaptor},
+              {"params": [p for p in model.llm.parameters() if p.requires_grad], "lr": config.train.lr_llm}]
+    groups = [g for g in groups if g["params"]]
+    optimizer = torch.optim.AdamW(groups, weight_decay=config.train.weight_decay,
+                                  fused=accelerator.device.type == "cuda")
+    peaks = [g["lr"] for g in groups]
+    model, optimizer = accelerator.prepare(model, optimizer)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+
+    step, consumed, bad_in_a_row, skipped_steps, skipped_samples = 0, 0, 0, 0, 0
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        step, consumed = state["step"], state["consumed"]
+        skipped_steps, skipped_samples = state["skipped_steps"], state["skipped_samples"]
+        random.setstate(state["rng"]["python"])
+        np.random.set_state(state["rng"]["numpy"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if torch.cuda.is_available() and state["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    sampler.skip(consumed)
+    batches = iter(loader)
+
+    stop = {"signal": None}
+
+    def request_stop(signum: int, _frame: Any) -> None:
+        stop["signal"] = signal.Signals(signum).name
+
+    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def checkpoint() -> None:
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            rng = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+                   "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+            save_checkpoint(output, trainable_state_dict(accelerator.unwrap_model(model)), config, selection,
+                            {"step": step, "consumed": consumed, "optimizer": optimizer.state_dict(), "rng": rng,
+                             "skipped_steps": skipped_steps, "skipped_samples": skipped_samples})
+        accelerator.wait_for_everyone()
+
+    metrics = open(output / "metrics.jsonl", "a", encoding="utf-8") if accelerator.is_main_process else None
+
+    def log(record: dict[str, Any]) -> None:
+        if metrics is not None:
+            metrics.write(json.dumps(record) + "\n")
+            metrics.flush()
+
+    progress = tqdm(total=config.train.max_steps, initial=step, disable=not (show_progress and
+                    accelerator.is_main_process), desc="training", unit="step", dynamic_ncols=True)
+    window = {"loss": 0.0, "tokens": 0, "audio": 0.0, "start": time.perf_counter()}
+    model.train()
+    try:
+        while step < config.train.max_steps and stop["signal"] is None:
+            factor = learning_rate_factor(step, config.train.warmup_steps, config.train.max_steps,
+                                          config.train.schedule, config.train.min_lr_ratio)
+            for group, peak in zip(optimizer.param_groups, peaks):
+                group["lr"] = peak * factor
+            step_loss, step_tokens = 0.0, 0
+            for micro in range(config.train.grad_accum):
+                batch = next(batches)
+                consumed += 1
+                skipped_samples += len(batch.skipped)
+                local = torch.tensor(len(batch.ids), device=accelerator.device)
+                if int(accelerator.reduce(local, "min")) == 0:
+                    continue  # some process has nothing left of this batch: all skip it together
+                batch.to(accelerator.device)
+                sync = micro == config.train.grad_accum - 1
+                with accelerator.no_sync(model) if not sync else nullcontext(), accelerator.autocast():
+                    loss, n_tokens = model(batch.features, batch.frames, batch.tokens)
+                    # Token-weighted over the global batch: N processes give the gradient of one big batch.
+                    global_tokens = accelerator.reduce(n_tokens.detach().float(), "sum")
+                    scaled = loss * n_tokens / global_tokens * accelerator.num_processes / config.train.grad_accum
+                    accelerator.backward(scaled)
+                step_loss += float(loss.detach()) * int(n_tokens)
+                step_tokens += int(n_tokens)
+                window["audio"] += batch.seconds
+            norm = accelerator.clip_grad_norm_(trainable, config.train.grad_clip or float("inf"))
+            finite = torch.tensor(float(math.isfinite(step_loss) and bool(torch.isfinite(norm))),
+                                  device=accelerator.device)
+            if float(accelerator.reduce(finite, "min")) < 1:
+                optimizer.zero_grad(set_to_none=True)
+                skipped_steps += 1
+                bad_in_a_row += 1
+                logger.warning("step %d: non-finite loss or gradient, update skipped (%d in a row)", step, bad_in_a_row)
+                if bad_in_a_row >= config.train.max_bad_steps:
+                    raise TrainingError(f"{bad_in_a_row} non-finite steps in a row at step {step}; lower the "
+                                        "learning rates or check the data. The last good checkpoint is kept.")
+                continue
+            bad_in_a_row = 0
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            progress.update(1)
+            window["loss"] += step_loss
+            window["tokens"] += step_tokens
+            if step % config.train.log_every == 0 or step == config.train.max_steps:
+                elapsed = time.perf_counter() - window["start"]
+                record = {"step": step, "loss": window["loss"] / max(window["tokens"], 1),
+                          "lr_adaptor": optimizer.param_groups[0]["lr"], "lr_llm": optimizer.param_groups[-1]["lr"],
+                          "grad_norm": float(norm), "tokens_per_s": window["tokens"] / elapsed,
+                          "audio_s_per_s": window["audio"] * accelerator.num_processes / elapsed,
+                          "skipped_steps": skipped_steps, "skipped_samples": skipped_samples}
+                if torch.cuda.is_available():
+                    record["memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
+                progress.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{record['lr_adaptor']:.1e}",
+                                     audio_s=f"{record['audio_s_per_s']:.0f}/s")
+                log(record)
+                window = {"loss": 0.0, "tokens": 0, "audio": 0.0, "start": time.perf_counter()}
+            evaluate_now = config.train.eval_every and step % config.train.eval_every == 0
+            if dev_loader is not None and (evaluate_now or step == config.train.max_steps):
+                dev = evaluate_dev(model, dev_loader, dev_set, tokenizer, logmel, config, accelerator)
+                log({"step": step, **dev})
+                logger.info("step %d: %s", step, ", ".join(f"{k} {v:.4f}" for k, v in dev.items()))
+            if config.train.save_every and step % config.train.save_every == 0:
+                checkpoint()
+        checkpoint()
+        if stop["signal"]:
+            logger.warning("%s received: checkpoint written at step %d; continue with --resume", stop["signal"], step)
+    finally:
+        progress.close()
+        if metrics is not None:
+            metrics.close()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return output

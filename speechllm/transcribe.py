@@ -1,0 +1,76 @@
+"""Decoding: audio in, text out, batched (batched output equals one-at-a-time output)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerBase
+
+from speechllm.audio import SAMPLE_RATE, LogMel, load_audio
+from speechllm.build import build_speech_llm
+from speechllm.checkpoint import load_checkpoint
+from speechllm.config import Config, DecodeConfig, load_config
+from speechllm.data import max_new_tokens
+from speechllm.model import SpeechLLM
+
+logger = logging.getLogger(__name__)
+
+
+def load_for_inference(checkpoint: str | Path, device: torch.device | str = "cpu", overrides: Sequence[str] = ()
+                       ) -> tuple[SpeechLLM, PreTrainedTokenizerBase, LogMel, Config]:
+    """Rebuild the model from a run's resolved config and put the trained tensors back."""
+    weights, config, _, _ = load_checkpoint(checkpoint)
+    if overrides:  # e.g. decode.num_beams=4; model sources may be redirected to local copies
+        config = load_config(None, overrides, base=config)
+    model, tokenizer, logmel = build_speech_llm(config.model, device, seed=config.train.seed)
+    parameters = dict(model.named_parameters())
+    unknown = sorted(set(weights) - set(parameters))
+    if unknown:
+        raise ValueError(f"checkpoint tensors not in the model: {unknown[:5]}; was it trained with another config?")
+    with torch.no_grad():
+        for name, tensor in weights.items():
+            parameters[name].copy_(tensor.to(parameters[name].dtype))
+    model.eval()
+    return model, tokenizer, logmel, config
+
+
+@torch.no_grad()
+def transcribe_samples(model: SpeechLLM, tokenizer: PreTrainedTokenizerBase, logmel: LogMel,
+                       audios: Sequence[np.ndarray], decode: DecodeConfig, show_progress: bool = False) -> list[str]:
+    """Transcripts of 16 kHz float32 signals, in input order. Batches hold utterances of similar length."""
+    device = next(model.parameters()).device
+    order = sorted(range(len(audios)), key=lambda i: len(audios[i]))
+    texts: list[str] = [""] * len(audios)
+    was_training = model.training
+    model.eval()
+    for start in tqdm(range(0, len(order), decode.batch_size), disable=not show_progress, desc="decoding",
+                      unit="batch"):
+        chunk = order[start : start + decode.batch_size]
+        features = [logmel(audios[i]) for i in chunk]
+        frames = torch.tensor([f.shape[-1] for f in features])
+        batch = torch.zeros(len(chunk), features[0].shape[0], int(frames.max()))  # B, M, T
+        for b, f in enumerate(features):
+            batch[b, :, : f.shape[-1]] = f
+        budgets = [max_new_tokens(len(audios[i]) / SAMPLE_RATE, decode.tokens_per_second, decode.extra_tokens)
+                   for i in chunk]
+        ids = model.generate(batch.to(device), frames.to(device), budgets, num_beams=decode.num_beams)
+        for i, row in zip(chunk, ids):
+            texts[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
+    model.train(was_training)
+    return texts
+
+
+def transcribe_files(model: SpeechLLM, tokenizer: PreTrainedTokenizerBase, logmel: LogMel,
+                     paths: Sequence[str | Path], decode: DecodeConfig, show_progress: bool = False
+                     ) -> tuple[list[str], float, float]:
+    """(transcripts, audio seconds, decoding seconds) for audio files."""
+    audios = [load_audio(p) for p in paths]
+    start = time.perf_counter()
+    texts = transcribe_samples(model, tokenizer, logmel, audios, decode, show_progress)
+    return texts, sum(len(a) for a in audios) / SAMPLE_RATE, time.perf_counter() - start
