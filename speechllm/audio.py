@@ -31,10 +31,10 @@ class AudioError(ValueError):
 def load_audio(path: str | Path, where: str | None = None) -> np.ndarray:
     """Read `path` as float32 mono at 16 kHz. `where` (e.g. `manifest.jsonl:12`) is added to error messages."""
     label = f"{where}: {path}" if where else str(path)
+    if not Path(path).is_file():
+        raise AudioError(f"{label}: audio file not found" + (" (it is a folder)" if Path(path).is_dir() else ""))
     try:
         samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except FileNotFoundError:
-        raise AudioError(f"{label}: audio file not found") from None
     except (soundfile.LibsndfileError, RuntimeError, ValueError) as error:
         raise AudioError(f"{label}: cannot decode audio ({error}); is the file complete and in a format "
                          "libsndfile reads (wav, flac, ogg, mp3)?") from None

@@ -1,0 +1,39 @@
+import pytest
+import torch
+
+from speechllm.checkpoint import CheckpointError, find_checkpoint, load_checkpoint, save_checkpoint
+from speechllm.config import load_config
+
+
+def test_round_trip_and_replacement(tmp_path):
+    config = load_config(None, ["train.max_steps=5"])
+    weights = {"adaptor.w": torch.randn(3, 4), "llm.layer.weight": torch.randn(2, 2)}
+    save_checkpoint(tmp_path, weights, config, ["layer.weight"], {"step": 3})
+    loaded, loaded_config, selection, state = load_checkpoint(tmp_path, with_state=True)
+    assert loaded_config == config and selection == ["layer.weight"] and state["step"] == 3
+    assert all(torch.equal(loaded[k], weights[k]) for k in weights)
+    save_checkpoint(tmp_path, {"adaptor.w": torch.zeros(1)}, config, [], {"step": 4})
+    assert load_checkpoint(tmp_path, with_state=True)[3]["step"] == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]  # no temporary folders left
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "delete_complete"])
+def test_damaged_checkpoint_is_refused(tmp_path, damage):
+    save_checkpoint(tmp_path, {"adaptor.w": torch.randn(64, 64)}, load_config(), [], {"step": 1})
+    folder = find_checkpoint(tmp_path)
+    weights = folder / "trainable.safetensors"
+    if damage == "truncate":
+        weights.write_bytes(weights.read_bytes()[:100])
+    elif damage == "flip":
+        data = bytearray(weights.read_bytes())
+        data[-5] ^= 0xFF
+        weights.write_bytes(bytes(data))
+    else:
+        (folder / "complete.json").unlink()
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path)
+
+
+def test_missing_checkpoint_says_what_to_pass(tmp_path):
+    with pytest.raises(CheckpointError, match="speechllm train --output"):
+        find_checkpoint(tmp_path)

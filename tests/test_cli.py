@@ -1,0 +1,39 @@
+import json
+
+import pytest
+
+from speechllm.cli import build_parser, main
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["transcribe"], ["evaluate"]])
+def test_help_explains_every_command(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([*command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: speechllm" in out and len(out) > 200
+
+
+def test_bad_manifest_is_one_clear_line_not_a_traceback(tmp_path, capsys):
+    manifest = tmp_path / "bad.jsonl"
+    manifest.write_text('{"audio": "x.wav", "text": "hi"}\n', encoding="utf-8")
+    code = main(["train", "--manifest", str(manifest), "--output", str(tmp_path / "run"), "--quiet",
+                 "model.encoder=/nonexistent/whisper"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert ("bad.jsonl:1" in err) or ("/nonexistent/whisper" in err)
+
+
+def test_bad_manifest_line_is_reported_before_any_model_loads(tiny_models, tmp_path, capsys):
+    from tests.conftest import tiny_overrides, write_tone_corpus
+
+    manifest = write_tone_corpus(tmp_path / "c")
+    lines = manifest.read_text().splitlines()
+    lines.insert(2, json.dumps({"audio": "utt0.wav", "text": "x", "language": "english"}))
+    manifest.write_text("\n".join(lines) + "\n")
+    code = main(["train", "--manifest", str(manifest), "--config", "configs/tiny.yaml", "--output",
+                 str(tmp_path / "run"), "--quiet", *tiny_overrides(*tiny_models),
+                 f"selection.kappa_cache={tmp_path / 'k.json'}"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{manifest}:3:" in err and "ISO 639-1" in err

@@ -1,0 +1,45 @@
+from pathlib import Path
+
+import pytest
+
+from speechllm.config import Config, ConfigError, load_config, save_config
+
+CONFIGS = sorted(Path("configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_every_shipped_config_loads(path):
+    assert isinstance(load_config(path), Config)
+
+
+def test_paper_config_is_the_papers_layout():
+    config = load_config("configs/paper.yaml")
+    assert config.model.encoder == "openai/whisper-large-v2"
+    assert config.selection.strategy == "lowest" and config.selection.num_tensors == 100
+    assert config.model.adaptor_subsample == 4 and config.model.adaptor_layers == 2
+
+
+def test_overrides_are_typed_and_checked():
+    config = load_config(None, ["train.lr_llm=2e-5", "train.max_steps=7", "selection.num_tensors=null",
+                                "selection.num_params=1000", "model.bos_token=<|endoftext|>"])
+    assert config.train.lr_llm == 2e-5 and config.train.max_steps == 7 and config.selection.num_tensors is None
+    assert config.model.bos_token == "<|endoftext|>"
+    with pytest.raises(ConfigError, match="unknown key 'train.lr'.*lr_adaptor"):
+        load_config(None, ["train.lr=1"])
+    with pytest.raises(ConfigError, match="expected an integer"):
+        load_config(None, ["train.max_steps=many"])
+    with pytest.raises(ConfigError, match="must be one of"):
+        load_config(None, ["selection.strategy=best"])
+    with pytest.raises(ConfigError, match="section.key=value"):
+        load_config(None, ["train.max_steps"])
+
+
+def test_round_trip_and_bad_file(tmp_path):
+    config = load_config(None, ["train.max_steps=3"])
+    save_config(config, tmp_path / "c.yaml")
+    assert load_config(tmp_path / "c.yaml") == config
+    (tmp_path / "bad.yaml").write_text("train: [1, 2]\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_config(tmp_path / "bad.yaml")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")

@@ -1,0 +1,78 @@
+import torch
+from transformers import WhisperConfig
+from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+from speechllm.adaptor import Adaptor
+from speechllm.encoder import AudioEncoder, frames_to_encoder_length
+
+
+def make_encoder(mode: str = "trim") -> AudioEncoder:
+    torch.manual_seed(0)
+    config = WhisperConfig(num_mel_bins=80, d_model=32, encoder_layers=2, encoder_attention_heads=2,
+                           encoder_ffn_dim=64, max_source_positions=1500)
+    return AudioEncoder(WhisperEncoder(config), mode)
+
+
+def test_trim_batch_equals_each_item_alone():
+    encoder = make_encoder()
+    features = torch.randn(3, 80, 200)
+    frames = torch.tensor([200, 77, 150])
+    out, lengths = encoder(features, frames)
+    assert lengths.tolist() == [100, 39, 75]
+    for i in range(3):
+        alone, n = encoder(features[i : i + 1, :, : frames[i]], frames[i : i + 1])
+        torch.testing.assert_close(out[i, : lengths[i]], alone[0], atol=1e-5, rtol=1e-5)
+        assert torch.all(out[i, lengths[i] :] == 0)
+
+
+def test_trim_on_a_full_window_equals_transformers_forward():
+    encoder = make_encoder()
+    features = torch.randn(1, 80, 3000)
+    out, lengths = encoder(features, torch.tensor([3000]))
+    reference = encoder.whisper(input_features=features).last_hidden_state
+    torch.testing.assert_close(out, reference, atol=1e-5, rtol=1e-4)
+
+
+def test_pad30_pads_with_whispers_silence_and_keeps_real_frames():
+    encoder = make_encoder("pad30")
+    features = torch.randn(1, 80, 400)
+    out, lengths = encoder(features, torch.tensor([400]))
+    assert out.shape == (1, 200, 32) and lengths.tolist() == [200]
+    padded = torch.cat([features, torch.full((1, 80, 2600), float(features.max()) - 2.0)], dim=-1)
+    reference = encoder.whisper(input_features=padded).last_hidden_state[:, :200]
+    torch.testing.assert_close(out, reference, atol=1e-5, rtol=1e-4)
+
+
+def test_audio_longer_than_30_s_is_windowed_not_truncated():
+    for mode in ("trim", "pad30"):
+        encoder = make_encoder(mode)
+        features = torch.randn(2, 80, 7100)  # 71 s and 12 s
+        out, lengths = encoder(features, torch.tensor([7100, 1200]))
+        assert lengths.tolist() == [frames_to_encoder_length(7100), 600] == [3550, 600]
+        first_window, _ = encoder(features[:1, :, :3000], torch.tensor([3000]))
+        torch.testing.assert_close(out[0, :1500], first_window[0], atol=1e-5, rtol=1e-4)
+
+
+def test_encoder_is_frozen_and_stays_in_eval_mode():
+    encoder = make_encoder()
+    encoder.train()
+    assert not encoder.whisper.training
+    assert not any(p.requires_grad for p in encoder.parameters())
+
+
+def test_adaptor_subsamples_by_four_and_ignores_padding():
+    torch.manual_seed(0)
+    adaptor = Adaptor(32, 48, subsample=4, layers=2, heads=4, dropout=0.0).eval()
+    x = torch.randn(2, 10, 32)
+    lengths = torch.tensor([10, 6])
+    x[1, 6:] = 0
+    out, out_lengths = adaptor(x, lengths)
+    assert out.shape == (2, 3, 48) and out_lengths.tolist() == [3, 2]
+    alone, _ = adaptor(x[1:, :6], lengths[1:])
+    torch.testing.assert_close(out[1, :2], alone[0], atol=1e-5, rtol=1e-5)
+    assert torch.all(out[1, 2:] == 0)
+    # frame concatenation: output frame j sees input frames 4j..4j+3 only through the projection
+    y = x.clone()
+    y[0, 0] += 1.0
+    changed, _ = adaptor(y, lengths)
+    assert not torch.allclose(changed[0], out[0])

@@ -1,0 +1,35 @@
+"""CPU end to end: train on four utterances until they are memorized, then transcribe and evaluate them."""
+
+import json
+
+from speechllm.cli import main
+from tests.conftest import LANGUAGES, TEXTS, tiny_overrides
+
+
+def test_train_transcribe_evaluate(tiny_models, tone_corpus, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SPEECHLLM_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    overrides = tiny_overrides(*tiny_models) + ["train.max_steps=150", "train.log_every=10"]
+    assert main(["train", "--manifest", str(tone_corpus), "--dev-manifest", str(tone_corpus), "--config",
+                 "configs/tiny.yaml", "--output", str(run), "--quiet", *overrides]) == 0
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if "loss" in r]
+    assert losses[-1] < 0.1 * losses[0], losses
+    assert len(json.loads((run / "selection.json").read_text())["llm_tensors"]) == 4
+
+    audio = [str(tone_corpus.parent / name) for name in ("utt0.wav", "utt1.flac", "utt2.wav", "utt3.flac")]
+    capsys.readouterr()
+    assert main(["transcribe", *audio, "--checkpoint", str(run), "--quiet", "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split("\t")[1] for line in lines] == TEXTS
+
+    report_path = tmp_path / "wer.json"
+    assert main(["evaluate", "--manifest", str(tone_corpus), "--checkpoint", str(run), "--json", str(report_path),
+                 "--quiet", "--device", "cpu"]) == 0
+    report = json.loads(report_path.read_text())
+    assert report["overall"]["wer"] == 0.0
+    assert set(report["languages"]) == set(LANGUAGES)
+    assert report["languages"]["en"]["n"] == 3 and report["languages"]["de"]["n"] == 1
+    predictions = [json.loads(x) for x in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    assert [p["hypothesis"] for p in predictions] == TEXTS
+    assert "overall" in capsys.readouterr().out

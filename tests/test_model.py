@@ -1,0 +1,68 @@
+from pathlib import Path
+
+import torch
+
+from speechllm.build import build_speech_llm
+from speechllm.config import load_config
+from speechllm.model import IGNORE
+from tests.conftest import tiny_overrides
+
+
+def tiny_model(tiny_models: tuple[Path, Path]):
+    config = load_config("configs/tiny.yaml", tiny_overrides(*tiny_models))
+    model, tokenizer, logmel = build_speech_llm(config.model, "cpu")
+    return model.eval(), tokenizer, logmel
+
+
+def test_targets_are_shifted_by_hand_exactly(tiny_models):
+    model, _, _ = tiny_model(tiny_models)
+    bos, eos, pad = model.bos_id, model.eos_id, model.pad_id
+    audio = torch.randn(2, 2, 64)
+    embeds, mask, targets = model.build_inputs(audio, torch.tensor([2, 1]), [[10, 11], [12]])
+    # row 0: [a, a, BOS, 10, 11, EOS]: BOS predicts 10, 10 predicts 11, 11 predicts EOS
+    assert targets[0].tolist() == [IGNORE, IGNORE, 10, 11, eos, IGNORE]
+    # row 1: [a, BOS, 12, EOS, pad, pad]
+    assert targets[1].tolist() == [IGNORE, 12, eos, IGNORE, IGNORE, IGNORE]
+    assert mask.tolist() == [[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]]
+    table = model.llm.get_input_embeddings().weight
+    assert torch.equal(embeds[0, :2], audio[0])
+    assert torch.equal(embeds[1, 0], audio[1, 0])
+    assert torch.equal(embeds[0, 2], table[bos]) and torch.equal(embeds[1, 1], table[bos])
+    assert torch.equal(embeds[0, 5], table[eos]) and torch.equal(embeds[1, 4], table[pad])
+
+
+def test_loss_matches_transformers_own_shifted_loss(tiny_models):
+    model, _, _ = tiny_model(tiny_models)
+    torch.manual_seed(0)
+    features = torch.randn(2, 80, 90)
+    frames = torch.tensor([90, 61])
+    texts = [[5, 6, 7], [8, 9]]
+    loss, n = model(features, frames, texts)
+    audio, lengths = model.encode(features, frames)
+    embeds, mask, targets = model.build_inputs(audio, lengths, texts)
+    # transformers shifts internally: its label at position p is the token *at* p (BOS/audio/pad ignored)
+    labels = torch.full_like(targets, IGNORE)
+    labels[:, 1:] = targets[:, :-1]
+    reference = model.llm(inputs_embeds=embeds, attention_mask=mask, labels=labels).loss
+    assert n == 3 + 1 + 2 + 1
+    torch.testing.assert_close(loss, reference)
+
+
+def test_batched_greedy_decoding_equals_one_at_a_time(tiny_models):
+    model, _, _ = tiny_model(tiny_models)
+    torch.manual_seed(1)
+    features = torch.randn(3, 80, 140)
+    frames = torch.tensor([140, 57, 99])
+    budgets = [12, 7, 10]
+    batched = model.generate(features, frames, budgets)
+    alone = [model.generate(features[i : i + 1, :, : frames[i]], frames[i : i + 1], [budgets[i]])[0]
+             for i in range(3)]
+    assert batched == alone
+    assert all(len(row) <= b for row, b in zip(batched, budgets))
+
+
+def test_beam_search_with_one_beam_path_runs(tiny_models):
+    model, _, _ = tiny_model(tiny_models)
+    features = torch.randn(1, 80, 80)
+    out = model.generate(features, torch.tensor([80]), [5], num_beams=2)
+    assert len(out) == 1 and len(out[0]) <= 5
