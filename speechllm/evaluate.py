@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from contextlib import nullcontext
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 

@@ -6,12 +6,12 @@ Accelerate places tensors and runs several processes (`accelerate launch`); the 
 from __future__ import annotations
 
 import json
-from contextlib import nullcontext
 import logging
 import math
 import random
 import signal
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -176,16 +176,18 @@ def train(config: Config, train_manifest: str | Path, output_dir: str | Path, de
 
     step, consumed, bad_in_a_row, skipped_steps, skipped_samples = 0, 0, 0, 0, 0
     if state is not None:
+        consumed = state["consumed"]
+    sampler.skip(consumed)
+    batches = iter(loader)  # draws a seed from the torch RNG: before the RNG state is restored, as in a fresh run
+    if state is not None:
         optimizer.load_state_dict(state["optimizer"])
-        step, consumed = state["step"], state["consumed"]
+        step = state["step"]
         skipped_steps, skipped_samples = state["skipped_steps"], state["skipped_samples"]
         random.setstate(state["rng"]["python"])
         np.random.set_state(state["rng"]["numpy"])
         torch.set_rng_state(state["rng"]["torch"])
         if torch.cuda.is_available() and state["rng"].get("cuda") is not None:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-    sampler.skip(consumed)
-    batches = iter(loader)
 
     stop = {"signal": None}
 

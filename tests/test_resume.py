@@ -1,0 +1,91 @@
+"""Interruption: SIGKILL mid-run then --resume gives the same weights as an uninterrupted run; SIGTERM saves."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from speechllm.cli import main
+from tests.conftest import tiny_overrides
+
+STEPS = 24
+
+
+def settings(tiny_models, tmp_path: Path) -> list[str]:
+    return ["--config", "configs/tiny.yaml", "--quiet", *tiny_overrides(*tiny_models),
+            f"selection.kappa_cache={tmp_path / 'kappa.json'}", f"train.max_steps={STEPS}", "train.batch_size=2",
+            "train.save_every=4", "train.log_every=1", "model.adaptor_dropout=0.1", "train.schedule=cosine"]
+
+
+def start(args: list[str], env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "speechllm.cli", "train", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_step(run: Path, step: int, process: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.time() + timeout
+    metrics = run / "metrics.jsonl"
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"training ended early: {process.stderr.read()[-2000:]}")
+        if metrics.exists():
+            steps = [json.loads(x).get("step", 0) for x in metrics.read_text().splitlines() if x.strip()]
+            if steps and max(steps) >= step:
+                return
+        time.sleep(0.05)
+    raise AssertionError("training did not reach the step in time")
+
+
+@pytest.fixture
+def env(tmp_path):
+    return {**os.environ, "SPEECHLLM_CACHE": str(tmp_path / "cache"), "PYTHONPATH": os.getcwd()}
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tiny_models, tone_corpus, tmp_path, env):
+    common = ["--manifest", str(tone_corpus), *settings(tiny_models, tmp_path)]
+    reference = tmp_path / "reference"
+    assert main(["train", "--output", str(reference), *common]) == 0
+
+    interrupted = tmp_path / "interrupted"
+    process = start(["--output", str(interrupted), *common], env)
+    wait_for_step(interrupted, 10, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    state = torch.load(interrupted / "checkpoint" / "trainer_state.pt", weights_only=False)
+    assert 4 <= state["step"] < STEPS  # killed in the middle, after some checkpoint
+    assert main(["train", "--output", str(interrupted), "--resume", *common]) == 0
+
+    a = load_file(str(reference / "checkpoint" / "trainable.safetensors"))
+    b = load_file(str(interrupted / "checkpoint" / "trainable.safetensors"))
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_sigterm_writes_a_checkpoint_and_exits_cleanly(tiny_models, tone_corpus, tmp_path, env):
+    run = tmp_path / "run"
+    args = ["--manifest", str(tone_corpus), "--output", str(run), *settings(tiny_models, tmp_path),
+            "train.save_every=0"]
+    process = start(args, env)
+    wait_for_step(run, 3, process)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 0
+    state = torch.load(run / "checkpoint" / "trainer_state.pt", weights_only=False)
+    assert 3 <= state["step"] < STEPS
+    assert main(["train", "--output", str(run), "--resume", *args[:2], *args[4:]]) == 0
+    assert torch.load(run / "checkpoint" / "trainer_state.pt", weights_only=False)["step"] == STEPS
+
+
+def test_a_second_run_into_the_same_folder_is_refused(tiny_models, tone_corpus, tmp_path, capsys):
+    args = ["--manifest", str(tone_corpus), "--output", str(tmp_path / "run"), *settings(tiny_models, tmp_path),
+            "train.max_steps=2"]
+    assert main(["train", *args]) == 0
+    assert main(["train", *args]) == 2
+    assert "--resume" in capsys.readouterr().err
