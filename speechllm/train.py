@@ -129,7 +129,8 @@ def train(config: Config, train_manifest: str | Path, output_dir: str | Path, de
     mixed = config.train.mixed_precision
     if mixed == "auto":
         mixed = "bf16" if torch.cuda.is_available() else "no"
-    accelerator = Accelerator(mixed_precision=mixed)
+    # cpu=True where there is no GPU: `accelerate launch --multi_gpu --num_processes N` then runs N gloo processes
+    accelerator = Accelerator(mixed_precision=mixed, cpu=not torch.cuda.is_available())
     set_seed(config.train.seed)
     output.mkdir(parents=True, exist_ok=True)
 
@@ -223,7 +224,7 @@ def train(config: Config, train_manifest: str | Path, output_dir: str | Path, de
                                           config.train.schedule, config.train.min_lr_ratio)
             for group, peak in zip(optimizer.param_groups, peaks):
                 group["lr"] = peak * factor
-            step_loss, step_tokens = 0.0, 0
+            step_loss, step_tokens, step_audio = 0.0, 0, 0.0
             for micro in range(config.train.grad_accum):
                 batch = next(batches)
                 consumed += 1
@@ -241,11 +242,12 @@ def train(config: Config, train_manifest: str | Path, output_dir: str | Path, de
                     accelerator.backward(scaled)
                 step_loss += float(loss.detach()) * int(n_tokens)
                 step_tokens += int(n_tokens)
-                window["audio"] += batch.seconds
+                step_audio += batch.seconds
             norm = accelerator.clip_grad_norm_(trainable, config.train.grad_clip or float("inf"))
-            finite = torch.tensor(float(math.isfinite(step_loss) and bool(torch.isfinite(norm))),
-                                  device=accelerator.device)
-            if float(accelerator.reduce(finite, "min")) < 1:
+            # One reduction for the log and the finiteness check: loss sum, tokens, audio seconds of all processes.
+            totals = accelerator.reduce(torch.tensor([step_loss, step_tokens, step_audio], dtype=torch.float64,
+                                                     device=accelerator.device), "sum").tolist()
+            if not (math.isfinite(totals[0]) and bool(torch.isfinite(norm))):
                 optimizer.zero_grad(set_to_none=True)
                 skipped_steps += 1
                 bad_in_a_row += 1
@@ -259,14 +261,15 @@ def train(config: Config, train_manifest: str | Path, output_dir: str | Path, de
             optimizer.zero_grad(set_to_none=True)
             step += 1
             progress.update(1)
-            window["loss"] += step_loss
-            window["tokens"] += step_tokens
+            window["loss"] += totals[0]
+            window["tokens"] += int(totals[1])
+            window["audio"] += totals[2]
             if step % config.train.log_every == 0 or step == config.train.max_steps:
                 elapsed = time.perf_counter() - window["start"]
                 record = {"step": step, "loss": window["loss"] / max(window["tokens"], 1),
                           "lr_adaptor": optimizer.param_groups[0]["lr"], "lr_llm": optimizer.param_groups[-1]["lr"],
                           "grad_norm": float(norm), "tokens_per_s": window["tokens"] / elapsed,
-                          "audio_s_per_s": window["audio"] * accelerator.num_processes / elapsed,
+                          "audio_s_per_s": window["audio"] / elapsed,
                           "skipped_steps": skipped_steps, "skipped_samples": skipped_samples}
                 if torch.cuda.is_available():
                     record["memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
