@@ -25,30 +25,36 @@ MIN_SAMPLES = 2 * HOP_LENGTH  # shorter audio gives no encoder frame worth havin
 
 
 class AudioError(ValueError):
-    """An audio file cannot be used; the message names the file and what to do."""
+    """An audio file cannot be used; the message names the file and what to do; `kind` classifies it."""
+
+    def __init__(self, message: str, kind: str = "unreadable"):
+        super().__init__(message)
+        self.kind = kind
 
 
 def load_audio(path: str | Path, where: str | None = None) -> np.ndarray:
     """Read `path` as float32 mono at 16 kHz. `where` (e.g. `manifest.jsonl:12`) is added to error messages."""
     label = f"{where}: {path}" if where else str(path)
     if not Path(path).is_file():
-        raise AudioError(f"{label}: audio file not found" + (" (it is a folder)" if Path(path).is_dir() else ""))
+        raise AudioError(f"{label}: audio file not found" + (" (it is a folder)" if Path(path).is_dir() else "")
+                         + "; fix the 'audio' path or remove the line", "missing_file")
     try:
         samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, ValueError) as error:
         raise AudioError(f"{label}: cannot decode audio ({error}); is the file complete and in a format "
-                         "libsndfile reads (wav, flac, ogg, mp3)?") from None
+                         "libsndfile reads (wav, flac, ogg, mp3)?", "unreadable") from None
     # samples: N, C -> N
     samples = samples.mean(axis=1)
     if samples.size == 0:
-        raise AudioError(f"{label}: the file holds no samples (zero-length audio)")
+        raise AudioError(f"{label}: the file holds no samples (zero-length audio); remove the line or replace the file",
+                         "empty_audio")
     if not np.isfinite(samples).all():
-        raise AudioError(f"{label}: the audio holds NaN or infinite samples; re-export the file")
+        raise AudioError(f"{label}: the audio holds NaN or infinite samples; re-export the file", "non_finite")
     if rate != SAMPLE_RATE:
         samples = librosa.resample(samples, orig_sr=rate, target_sr=SAMPLE_RATE)
     if samples.size < MIN_SAMPLES:
         raise AudioError(f"{label}: the audio is {samples.size / SAMPLE_RATE * 1000:.0f} ms long, shorter than "
-                         f"the {MIN_SAMPLES / SAMPLE_RATE * 1000:.0f} ms minimum")
+                         f"the {MIN_SAMPLES / SAMPLE_RATE * 1000:.0f} ms minimum; remove the line or replace the file", "too_short")
     return samples.astype(np.float32, copy=False)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ EPILOG = """examples:
       --output runs/first train.max_steps=500
   speechllm transcribe a.wav b.flac --checkpoint runs/first
   speechllm evaluate --manifest data/test.jsonl --checkpoint runs/first --json wer.json
+  speechllm validate --manifest data/train.jsonl --config configs/offline-small.yaml
 settings: every key of the config (see configs/*.yaml) can be overridden as section.key=value."""
 
 
@@ -69,6 +71,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    from speechllm.config import load_config
+    from speechllm.sources import load_tokenizer
+    from speechllm.validate import check_manifest, format_summary, summarize
+
+    config = load_config(args.config, args.overrides)
+    tokenizer = None if args.no_tokenizer else load_tokenizer(config.model.tokenizer or config.model.llm)
+    result = check_manifest(args.manifest, tokenizer, config.data.max_text_tokens if tokenizer else None,
+                            args.workers, show_progress=not args.quiet)
+    summary = summarize(result)
+    print(format_summary(summary, args.manifest))
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=1, ensure_ascii=False), encoding="utf-8")
+    return 1 if result.problems else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="speechllm", description="Teach an LLM to transcribe speech: frozen Whisper encoder, trainable adaptor, "
@@ -106,6 +124,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="e.g. decode.num_beams=4")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("validate", help="check a whole manifest before training (every file decoded)")
+    p.add_argument("--manifest", required=True, help="manifest to check")
+    p.add_argument("--config", help="config whose tokenizer and data.max_text_tokens measure the transcripts")
+    p.add_argument("--no-tokenizer", action="store_true", help="skip the transcript-length check (no model needed)")
+    p.add_argument("--workers", type=int, default=2, help="threads decoding audio")
+    p.add_argument("--json", help="write the summary here as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="e.g. data.max_text_tokens=128")
+    p.set_defaults(func=cmd_validate)
     return parser
 
 

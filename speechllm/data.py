@@ -7,7 +7,6 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-import soundfile
 import torch
 from torch.utils.data import Dataset, Sampler
 from transformers import PreTrainedTokenizerBase
@@ -21,17 +20,6 @@ logger = logging.getLogger(__name__)
 def tokenize(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
     """Transcript -> token ids with no special tokens (BOS and EOS are added by the model)."""
     return tokenizer(text, add_special_tokens=False)["input_ids"]
-
-
-def audio_duration(utterance: Utterance) -> float:
-    """Duration from the manifest, else from the file header (cheap: no decoding)."""
-    if utterance.duration is not None:
-        return utterance.duration
-    try:
-        info = soundfile.info(str(utterance.audio))
-    except (soundfile.LibsndfileError, RuntimeError) as error:
-        raise AudioError(f"{utterance.where}: {utterance.audio}: cannot read the audio header ({error})") from None
-    return info.frames / info.samplerate
 
 
 @dataclass

@@ -58,7 +58,8 @@ def _parse_line(path: Path, number: int, raw: bytes, check_audio_exists: bool) -
         raise ManifestError(path, number, f"expected a JSON object, got {type(item).__name__}", "json")
     for key in ("audio", "text"):
         if key not in item:
-            raise ManifestError(path, number, f"missing field '{key}'", "missing_field")
+            raise ManifestError(path, number, f"missing field '{key}'; every line needs 'audio' (a file path) and "
+                                "'text' (the transcript)", "missing_field")
         if not isinstance(item[key], str):
             raise ManifestError(path, number, f"field '{key}' must be a string, got {item[key]!r}", "field_type")
     if not item["text"].strip():
@@ -103,7 +104,7 @@ def read_manifest(path: str | Path, check_audio_exists: bool = True,
         raise ManifestError(path, 0, "manifest file does not exist", "not_a_file")
     utterances: list[Utterance] = []
     first_line: dict[str, int] = {}
-    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+    for number, raw in enumerate(path.read_bytes().removeprefix(b"\xef\xbb\xbf").splitlines(), start=1):
         if not raw.strip():
             continue
         try:

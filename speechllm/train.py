@@ -11,6 +11,7 @@ import math
 import random
 import signal
 import time
+from collections import Counter
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -22,14 +23,14 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from speechllm.audio import AudioError
 from speechllm.build import build_speech_llm, select_llm_tensors, set_trainable, trainable_state_dict
 from speechllm.checkpoint import LATEST, load_checkpoint, save_checkpoint
 from speechllm.config import Config, save_config
-from speechllm.data import BucketBatchSampler, SpeechDataset, audio_duration, collate, tokenize
-from speechllm.manifest import ManifestError, Utterance, read_manifest
+from speechllm.data import BucketBatchSampler, SpeechDataset, collate
+from speechllm.manifest import ManifestError, Utterance
 from speechllm.metrics import score
 from speechllm.transcribe import transcribe_samples
+from speechllm.validate import check_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -49,36 +50,28 @@ def learning_rate_factor(step: int, warmup: int, total: int, schedule: str, min_
     return min_ratio + (1 - min_ratio) * decay
 
 
-def prepare_utterances(manifest: str | Path, tokenizer: Any, config: Config) -> tuple[list[Utterance], list[float]]:
-    """Read and check a manifest before the first step: fields, files, durations and transcript lengths.
+def prepare_utterances(manifest: str | Path, tokenizer: Any, config: Config, show_progress: bool = False
+                       ) -> tuple[list[Utterance], list[float]]:
+    """Check a whole manifest before the first step: every line parsed, every file decoded, every transcript measured.
 
-    on_error=fail raises on the first problem (naming file and line); on_error=skip drops bad lines with a count.
+    on_error=fail stops here on the first problem (naming file and line), so no bad sample can stop training
+    mid-epoch; on_error=skip drops the bad lines and logs how many.
     """
-    skip = config.data.on_error == "skip"
-    problems: list[ManifestError] | None = [] if skip else None
-    utterances = read_manifest(manifest, problems=problems)
-    kept, durations = [], []
-    for u in utterances:
-        try:
-            seconds = audio_duration(u)
-            n_tokens = len(tokenize(tokenizer, u.text))
-            if n_tokens > config.data.max_text_tokens:
-                raise ManifestError(u.manifest, u.line, f"transcript has {n_tokens} tokens, more than "
-                                    f"data.max_text_tokens={config.data.max_text_tokens}; raise the limit or "
-                                    "split the utterance", "text_too_long")
-        except (AudioError, ManifestError) as error:
-            if not skip:
-                raise
-            problems.append(error if isinstance(error, ManifestError) else ManifestError(u.manifest, u.line, str(error),
-                                                                                         "unreadable"))
-            continue
-        kept.append(u)
-        durations.append(seconds)
-    if problems:
-        logger.warning("%s: skipped %d bad lines (on_error=skip); first: %s", manifest, len(problems), problems[0])
-    if not kept:
+    result = check_manifest(manifest, tokenizer, config.data.max_text_tokens, workers=max(1, config.data.num_workers),
+                            show_progress=show_progress)
+    if result.problems:
+        if config.data.on_error == "fail":
+            more = f" (and {len(result.problems) - 1} more; `speechllm validate --manifest {manifest}` lists them)" \
+                if len(result.problems) > 1 else ""
+            raise ManifestError(result.problems[0].path, result.problems[0].line,
+                                result.problems[0].reason + more + "; or set data.on_error=skip to leave bad lines out",
+                                result.problems[0].kind)
+        kinds = Counter(p.kind for p in result.problems)
+        logger.warning("%s: skipped %d bad lines (on_error=skip): %s", manifest, len(result.problems),
+                       ", ".join(f"{k} {n}" for k, n in kinds.items()))
+    if not result.utterances:
         raise TrainingError(f"{manifest}: no usable utterance")
-    return kept, durations
+    return result.utterances, result.durations
 
 
 def evaluate_dev(model: Any, loader: DataLoader, dev: list[Utterance], tokenizer: Any, logmel: Any,
@@ -151,18 +144,18 @@ def train(config: Config, train_manifest: str | Path, output_dir: str | Path, de
         (output / "selection.json").write_text(json.dumps({"llm_tensors": selection}, indent=1), encoding="utf-8")
 
     # Data: checked before the first step; batches of similar duration, sharded over processes.
-    train_set, durations = prepare_utterances(train_manifest, tokenizer, config)
-    skip_errors = config.data.on_error == "skip"
+    show = show_progress and accelerator.is_main_process
+    train_set, durations = prepare_utterances(train_manifest, tokenizer, config, show)
     sampler = BucketBatchSampler(durations, config.train.batch_size, config.train.seed,
                                  config.data.bucket_by_duration, accelerator.process_index, accelerator.num_processes)
-    loader = DataLoader(SpeechDataset(train_set, tokenizer, logmel, skip_errors), batch_sampler=sampler,
+    loader = DataLoader(SpeechDataset(train_set, tokenizer, logmel, skip_errors=True), batch_sampler=sampler,
                         collate_fn=collate, num_workers=config.data.num_workers)
     dev_set, dev_loader = [], None
     if dev_manifest is not None:
-        dev_set, dev_durations = prepare_utterances(dev_manifest, tokenizer, config)
+        dev_set, dev_durations = prepare_utterances(dev_manifest, tokenizer, config, show)
         dev_sampler = BucketBatchSampler(dev_durations, config.train.batch_size, 0, True,
                                          accelerator.process_index, accelerator.num_processes)
-        dev_loader = DataLoader(SpeechDataset(dev_set, tokenizer, logmel, skip_errors), collate_fn=collate,
+        dev_loader = DataLoader(SpeechDataset(dev_set, tokenizer, logmel, skip_errors=True), collate_fn=collate,
                                 batch_sampler=dev_sampler.local_batches(0), num_workers=config.data.num_workers)
 
     # Optimizer: AdamW on the adaptor and the selected LLM tensors, each with its own learning rate.

@@ -5,7 +5,7 @@ import pytest
 from speechllm.cli import build_parser, main
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["transcribe"], ["evaluate"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["transcribe"], ["evaluate"], ["validate"]])
 def test_help_explains_every_command(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args([*command, "--help"])
@@ -37,3 +37,17 @@ def test_bad_manifest_line_is_reported_before_any_model_loads(tiny_models, tmp_p
                  f"selection.kappa_cache={tmp_path / 'k.json'}"])
     err = capsys.readouterr().err
     assert code == 2 and f"{manifest}:3:" in err and "ISO 639-1" in err
+
+
+def test_validate_command_reports_problems_and_exit_code(tmp_path, capsys):
+    from tests.conftest import write_tone_corpus
+
+    manifest = write_tone_corpus(tmp_path / "c")
+    assert main(["validate", "--manifest", str(manifest), "--no-tokenizer", "--quiet"]) == 0
+    (tmp_path / "c" / "utt2.wav").unlink()
+    summary_path = tmp_path / "summary.json"
+    assert main(["validate", "--manifest", str(manifest), "--no-tokenizer", "--quiet", "--json",
+                 str(summary_path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{manifest}:3" in out and "missing_file" in out
+    assert json.loads(summary_path.read_text())["problems"] == {"missing_file": 1}
