@@ -57,17 +57,21 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from speechllm.evaluate import evaluate_checkpoint, write_report
+    from speechllm.evaluate import evaluate_baseline, evaluate_checkpoint, write_report
     from speechllm.metrics import format_table
 
-    if not args.checkpoint:
-        print("evaluate needs --checkpoint RUN", file=sys.stderr)
+    if bool(args.checkpoint) == bool(args.baseline):
+        print("error: evaluate needs exactly one of --checkpoint RUN or --baseline WHISPER_SOURCE", file=sys.stderr)
         return 2
-    report, predictions = evaluate_checkpoint(args.checkpoint, args.manifest, _device(args.device),
-                                              args.overrides, show_progress=not args.quiet)
+    device = _device(args.device)
+    if args.checkpoint:
+        report, predictions = evaluate_checkpoint(args.checkpoint, args.manifest, device, args.overrides,
+                                                  show_progress=not args.quiet)
+    else:
+        report, predictions = evaluate_baseline(args.baseline, args.manifest, device, show_progress=not args.quiet)
     predictions_path = args.predictions or (Path(args.json).with_name("predictions.jsonl") if args.json else None)
     write_report(report, predictions, args.json, predictions_path)
-    print(format_table(report, title=f"{args.checkpoint} on {args.manifest}"))
+    print(format_table(report, title=f"{args.checkpoint or args.baseline} on {args.manifest}"))
     return 0
 
 
@@ -118,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="WER/CER per language on a manifest")
     p.add_argument("--manifest", required=True, help="test manifest")
     p.add_argument("--checkpoint", help="run folder written by `speechllm train`")
+    p.add_argument("--baseline", metavar="WHISPER", help="score a whole Whisper model instead (hub id, folder or "
+                   "bundled:whisper-base), same normalization and JSON layout")
     p.add_argument("--json", help="write the report here as JSON (and predictions.jsonl beside it)")
     p.add_argument("--predictions", help="write per-utterance reference/hypothesis JSONL here")
     p.add_argument("--device", help="cuda, cpu, ... (default: cuda if present)")

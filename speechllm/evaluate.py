@@ -1,45 +1,69 @@
-"""Score a trained run on a manifest: WER/CER per language, errors by kind, real-time factor, predictions."""
+"""Score a trained run, or Whisper itself, on a manifest: WER/CER per language, errors by kind, RTF, predictions."""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from speechllm.audio import SAMPLE_RATE, load_audio
+from speechllm.config import DecodeConfig
 from speechllm.manifest import Utterance, read_manifest
 from speechllm.metrics import per_utterance, score
 from speechllm.transcribe import load_for_inference, transcribe_samples
 
 logger = logging.getLogger(__name__)
 
+Report = tuple[dict[str, Any], list[dict[str, Any]]]
 
-def records_for(utterances: Sequence[Utterance], hypotheses: Sequence[str]) -> list[dict[str, Any]]:
-    return [{"id": u.id, "language": u.language, "reference": u.text, "hypothesis": h}
-            for u, h in zip(utterances, hypotheses)]
+
+def score_transcriber(transcribe: Callable[[list[np.ndarray]], list[str]], utterances: Sequence[Utterance]) -> Report:
+    """Run `transcribe` on the utterances' audio; (report as `metrics.score` gives it, per-utterance rows)."""
+    audios = [load_audio(u.audio, u.where) for u in utterances]
+    start = time.perf_counter()
+    hypotheses = transcribe(audios)
+    seconds = time.perf_counter() - start
+    records = [{"id": u.id, "language": u.language, "reference": u.text, "hypothesis": h}
+               for u, h in zip(utterances, hypotheses)]
+    report = score(records, audio_seconds=sum(len(a) for a in audios) / SAMPLE_RATE, decode_seconds=seconds)
+    return report, per_utterance(records)
+
+
+def evaluate_model(model: Any, tokenizer: Any, logmel: Any, decode: DecodeConfig, utterances: Sequence[Utterance],
+                   show_progress: bool = False) -> Report:
+    device = next(model.parameters()).device
+    autocast = torch.autocast("cuda", torch.bfloat16) if device.type == "cuda" else nullcontext()
+
+    def transcribe(audios: list[np.ndarray]) -> list[str]:
+        with autocast:
+            return transcribe_samples(model, tokenizer, logmel, audios, decode, show_progress)
+
+    return score_transcriber(transcribe, utterances)
 
 
 def evaluate_checkpoint(checkpoint: str | Path, manifest: str | Path, device: torch.device | str = "cpu",
-                        overrides: Sequence[str] = (), show_progress: bool = False
-                        ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(report as `metrics.score` gives it, per-utterance predictions) of a run on a manifest."""
+                        overrides: Sequence[str] = (), show_progress: bool = False) -> Report:
+    """A trained run on a manifest."""
     model, tokenizer, logmel, config = load_for_inference(checkpoint, device, overrides)
+    return evaluate_model(model, tokenizer, logmel, config.decode, read_manifest(manifest), show_progress)
+
+
+def evaluate_baseline(source: str, manifest: str | Path, device: torch.device | str = "cpu", batch_size: int = 8,
+                      show_progress: bool = False) -> Report:
+    """Whisper's own decoder (any Whisper source) on a manifest, scored the same way."""
+    from speechllm.baseline import whisper_transcribe
+
     utterances = read_manifest(manifest)
-    audios = [load_audio(u.audio, u.where) for u in utterances]
-    start = time.perf_counter()
-    autocast = torch.autocast("cuda", torch.bfloat16) if torch.device(device).type == "cuda" else nullcontext()
-    with autocast:
-        hypotheses = transcribe_samples(model, tokenizer, logmel, audios, config.decode, show_progress)
-    seconds = time.perf_counter() - start
-    records = records_for(utterances, hypotheses)
-    report = score(records, audio_seconds=sum(len(a) for a in audios) / SAMPLE_RATE, decode_seconds=seconds)
-    return report, per_utterance(records)
+    languages = [u.language for u in utterances]
+    return score_transcriber(lambda audios: whisper_transcribe(source, audios, languages, device, batch_size,
+                                                               show_progress=show_progress), utterances)
 
 
 def write_report(report: dict[str, Any], predictions: list[dict[str, Any]], json_path: str | Path | None,
