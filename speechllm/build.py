@@ -63,9 +63,10 @@ def build_speech_llm(config: ModelConfig, device: torch.device | str = "cpu", se
     return model, tokenizer, LogMel(whisper.config.num_mel_bins)
 
 
-def default_kappa_cache(llm_source: str) -> Path:
+def default_kappa_cache(llm_source: str, dtype: torch.dtype) -> Path:
+    """One cache per model source and weight dtype (kappas of bfloat16 weights differ from float32 ones)."""
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", llm_source).strip("_")
-    return cache_dir() / "kappa" / f"{name}.json"
+    return cache_dir() / "kappa" / f"{name}.{str(dtype).removeprefix('torch.')}.json"
 
 
 def select_llm_tensors(llm: torch.nn.Module, config: SelectionConfig, llm_source: str,
@@ -84,7 +85,7 @@ def select_llm_tensors(llm: torch.nn.Module, config: SelectionConfig, llm_source
     if config.strategy == "random":
         kappas = dict.fromkeys(names, 1.0)  # random selection needs no condition numbers
     else:
-        cache = Path(config.kappa_cache) if config.kappa_cache else default_kappa_cache(llm_source)
+        cache = Path(config.kappa_cache) if config.kappa_cache else default_kappa_cache(llm_source, llm.dtype)
         kappas = load_or_compute_kappas(llm, names, cache, show_progress=show_progress)
     return select_tensors(kappas, sizes, strategy=config.strategy, num_tensors=config.num_tensors,
                           num_params=config.num_params, seed=config.seed)

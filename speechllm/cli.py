@@ -16,6 +16,7 @@ EPILOG = """examples:
   speechllm transcribe a.wav b.flac --checkpoint runs/first
   speechllm evaluate --manifest data/test.jsonl --checkpoint runs/first --json wer.json
   speechllm validate --manifest data/train.jsonl --config configs/offline-small.yaml
+  speechllm kappa --model bundled:smollm2-135m --plot kappa.png --json kappa.json
 settings: every key of the config (see configs/*.yaml) can be overridden as section.key=value."""
 
 
@@ -91,6 +92,31 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1 if result.problems else 0
 
 
+def cmd_kappa(args: argparse.Namespace) -> int:
+    import torch
+
+    from speechllm.build import default_kappa_cache
+    from speechllm.kappa_report import (format_kappa_report, kappa_table, plot_kappas, summarize_kappas,
+                                        write_kappa_json)
+    from speechllm.sources import load_llm, torch_dtype
+
+    device = torch.device(_device(args.device))
+    dtype = torch_dtype(args.dtype, device)  # the rule training uses, so both share one kappa cache
+    llm = load_llm(args.model, dtype)
+    cache = None if args.no_cache else Path(args.cache) if args.cache else default_kappa_cache(args.model, dtype)
+    rows = kappa_table(llm, include_embeddings=args.include_embeddings, cache_path=cache, device=device,
+                       show_progress=not args.quiet)
+    print(format_kappa_report(rows, summarize_kappas(rows), top=args.top))
+    if args.plot:
+        plot_kappas(rows, args.plot, k=args.k, title=args.model)
+    if args.json:
+        write_kappa_json(rows, args.json)
+    written = [str(p) for p in (args.plot, args.json, cache) if p]
+    if written:
+        print(f"wrote {', '.join(written)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="speechllm", description="Teach an LLM to transcribe speech: frozen Whisper encoder, trainable adaptor, "
@@ -140,6 +166,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="e.g. data.max_text_tokens=128")
     p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("kappa", help="condition numbers of the LLM's eligible tensors (table, plot, JSON)")
+    p.add_argument("--model", required=True, help="LLM source: bundled:smollm2-135m, a local folder or a hub id")
+    p.add_argument("--plot", help="write a PNG: kappa by layer and type, and the sorted kappas")
+    p.add_argument("--json", help="write every tensor's name, shape, kappa, rank, type, layer as JSON")
+    p.add_argument("--include-embeddings", action="store_true", help="also the input/output embeddings")
+    p.add_argument("--device", help="where to compute: cuda, cpu, ... (default: cuda if present)")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="weights' dtype as loaded; auto (bfloat16 on cuda, float32 on cpu) matches training")
+    p.add_argument("--cache", help="kappa cache file (default: the one training uses for this --model)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write a kappa cache")
+    p.add_argument("--top", type=int, default=20, help="print this many lowest and highest kappas")
+    p.add_argument("--k", type=int, default=100, help="mark the K lowest on the plot (KappaTune's budget)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_kappa)
     return parser
 
 
