@@ -96,8 +96,13 @@ def cmd_kappa(args: argparse.Namespace) -> int:
     import torch
 
     from speechllm.build import default_kappa_cache
-    from speechllm.kappa_report import (format_kappa_report, kappa_table, plot_kappas, summarize_kappas,
-                                        write_kappa_json)
+    from speechllm.kappa_report import (
+        format_kappa_report,
+        kappa_table,
+        plot_kappas,
+        summarize_kappas,
+        write_kappa_json,
+    )
     from speechllm.sources import load_llm, torch_dtype
 
     device = torch.device(_device(args.device))
