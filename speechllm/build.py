@@ -12,7 +12,7 @@ from transformers import PreTrainedTokenizerBase
 
 from speechllm.adaptor import Adaptor
 from speechllm.audio import LogMel
-from speechllm.config import ModelConfig, SelectionConfig
+from speechllm.config import ConfigError, ModelConfig, SelectionConfig
 from speechllm.encoder import AudioEncoder
 from speechllm.model import SpeechLLM
 from speechllm.sources import load_llm, load_tokenizer, load_whisper_encoder, torch_dtype
@@ -30,12 +30,13 @@ def special_token_ids(tokenizer: PreTrainedTokenizerBase, config: ModelConfig) -
     def token_id(name: str | None, default: int | None, what: str) -> int:
         if name is None:
             if default is None:
-                raise ValueError(f"the tokenizer has no {what} token; set model.{what}_token to one of its tokens")
+                raise ConfigError(f"the tokenizer has no {what} token; set model.{what}_token to one of its tokens")
             return default
-        ids = tokenizer.convert_tokens_to_ids(name)
-        if ids is None or ids == tokenizer.unk_token_id:
-            raise ValueError(f"model.{what}_token={name!r} is not a token of this tokenizer")
-        return int(ids)
+        vocab = tokenizer.get_vocab()
+        if name not in vocab:
+            raise ConfigError(f"model.{what}_token={name!r} is not a token of this tokenizer; special tokens it "
+                              f"has: {', '.join(tokenizer.all_special_tokens)}")
+        return int(vocab[name])
 
     bos = token_id(config.bos_token, tokenizer.bos_token_id, "bos")
     eos = token_id(config.eos_token, tokenizer.eos_token_id, "eos")
