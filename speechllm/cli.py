@@ -68,12 +68,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     device = _device(args.device)
     if args.checkpoint:
         report, predictions = evaluate_checkpoint(args.checkpoint, args.manifest, device, args.overrides,
-                                                  show_progress=not args.quiet)
+                                                  show_progress=not args.quiet, measure_forgetting=args.forgetting)
     else:
         report, predictions = evaluate_baseline(args.baseline, args.manifest, device, show_progress=not args.quiet)
     predictions_path = args.predictions or (Path(args.json).with_name("predictions.jsonl") if args.json else None)
     write_report(report, predictions, args.json, predictions_path)
     print(format_table(report, title=f"{args.checkpoint or args.baseline} on {args.manifest}"))
+    for language, row in report.get("forgetting", {}).items():
+        print(f"forgetting {language}: held-out perplexity {row['ppl_before']:.2f} -> {row['ppl_after']:.2f} "
+              f"(delta_ppl {row['delta_ppl']:+.3f})")
     return 0
 
 
@@ -183,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "bundled:whisper-base), same normalization and JSON layout")
     p.add_argument("--json", help="write the report here as JSON (and predictions.jsonl beside it)")
     p.add_argument("--predictions", help="write per-utterance reference/hypothesis JSONL here")
+    p.add_argument("--forgetting", action="store_true", help="also the LLM's perplexity on held-out text before "
+                   "and after fine-tuning (delta_ppl per language of the manifest)")
     p.add_argument("--device", help="cuda, cpu, ... (default: cuda if present)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="e.g. decode.num_beams=4")

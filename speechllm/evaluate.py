@@ -49,10 +49,21 @@ def evaluate_model(model: Any, tokenizer: Any, logmel: Any, decode: DecodeConfig
 
 
 def evaluate_checkpoint(checkpoint: str | Path, manifest: str | Path, device: torch.device | str = "cpu",
-                        overrides: Sequence[str] = (), show_progress: bool = False) -> Report:
-    """A trained run on a manifest."""
+                        overrides: Sequence[str] = (), show_progress: bool = False,
+                        measure_forgetting: bool = False) -> Report:
+    """A trained run on a manifest; with `measure_forgetting`, also `report["forgetting"]` (delta_ppl per language)."""
     model, tokenizer, logmel, config = load_for_inference(checkpoint, device, overrides)
-    return evaluate_model(model, tokenizer, logmel, config.decode, read_manifest(manifest), show_progress)
+    utterances = read_manifest(manifest)
+    report, predictions = evaluate_model(model, tokenizer, logmel, config.decode, utterances, show_progress)
+    if measure_forgetting:
+        from speechllm.forgetting import forgetting
+        from speechllm.sources import load_llm, torch_dtype
+
+        base = load_llm(config.model.llm, torch_dtype(config.model.dtype, torch.device(device)),
+                        config.model.attn_implementation).to(device)
+        languages = sorted({u.language for u in utterances})
+        report["forgetting"] = forgetting(base, model.llm, tokenizer, model.bos_id, languages)
+    return report, predictions
 
 
 def evaluate_baseline(source: str, manifest: str | Path, device: torch.device | str = "cpu", batch_size: int = 8,
