@@ -1,7 +1,7 @@
 """The trainable adaptor from Whisper's embedding space into the LLM's (paper, section 4.4).
 
 Frame concatenation (4x subsampling) -> linear projection -> LayerNorm -> sinusoidal positions -> two residual
-multi-head self-attention blocks. Padded frames are masked everywhere, so a batch gives each item exactly what it
+multi-head self-attention blocks -> a learned output gain (starting at the LLM's embedding scale). Padded frames are masked everywhere, so a batch gives each item exactly what it
 would get alone.
 """
 
@@ -50,6 +50,9 @@ class Adaptor(nn.Module):
         self.projection = nn.Linear(encoder_dim * subsample, llm_dim)
         self.norm = nn.LayerNorm(llm_dim)
         self.blocks = nn.ModuleList(AttentionBlock(llm_dim, heads, dropout) for _ in range(layers))
+        # Learned output gain. `build_speech_llm` starts it at the RMS of the LLM's token embeddings, so audio
+        # embeddings enter the LLM at the scale of text embeddings instead of LayerNorm's unit scale.
+        self.output_scale = nn.Parameter(torch.ones(()))
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return (lengths + self.subsample - 1) // self.subsample
@@ -66,4 +69,5 @@ class Adaptor(nn.Module):
         padding = torch.arange(x.shape[1], device=x.device)[None, :] >= out_lengths[:, None]  # B, S/k
         for block in self.blocks:
             x = block(x, padding)
+        x = x * self.output_scale  # B, S/k, D_llm at the LLM's embedding scale
         return x.masked_fill(padding[..., None], 0.0), out_lengths

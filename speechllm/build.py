@@ -57,6 +57,8 @@ def build_speech_llm(config: ModelConfig, device: torch.device | str = "cpu", se
         torch.manual_seed(seed)
         adaptor = Adaptor(whisper.config.d_model, llm.config.hidden_size, config.adaptor_subsample,
                           config.adaptor_layers, config.adaptor_heads, config.adaptor_dropout)
+        embeddings = llm.get_input_embeddings().weight
+        adaptor.output_scale.data.fill_(float(embeddings.float().pow(2).mean().sqrt()))
     bos, eos, pad = special_token_ids(tokenizer, config)
     model = SpeechLLM(AudioEncoder(whisper, config.encoder_mode), adaptor, llm, bos, eos, pad).to(device)
     logger.info("encoder %s (%d mel bins, mode %s), LLM %s, dtype %s", config.encoder, whisper.config.num_mel_bins,

@@ -47,9 +47,11 @@ def save_checkpoint(run_dir: str | Path, weights: dict[str, torch.Tensor], confi
     """Write `run_dir/checkpoint` atomically and return its path."""
     run_dir = Path(run_dir)
     final = run_dir / LATEST
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in run_dir.glob(f".{LATEST}.tmp-*"):  # left by a writer that was killed
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = run_dir / f".{LATEST}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp.mkdir()
     save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, str(tmp / WEIGHTS))
     save_config(config, tmp / CONFIG)
     (tmp / SELECTION).write_text(json.dumps({"llm_tensors": selection}, indent=1), encoding="utf-8")

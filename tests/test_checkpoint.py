@@ -37,3 +37,22 @@ def test_damaged_checkpoint_is_refused(tmp_path, damage):
 def test_missing_checkpoint_says_what_to_pass(tmp_path):
     with pytest.raises(CheckpointError, match="speechllm train --output"):
         find_checkpoint(tmp_path)
+
+
+def test_a_crash_during_a_write_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+    import speechllm.checkpoint as checkpoint
+
+    config = load_config()
+    good = {"adaptor.w": torch.randn(8, 8)}
+    save_checkpoint(tmp_path, good, config, [], {"step": 1})
+
+    def dies_half_way(tensors, path):
+        with open(path, "wb") as handle:
+            handle.write(b"partial")
+        raise KeyboardInterrupt("killed while writing")
+
+    monkeypatch.setattr(checkpoint, "save_file", dies_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path, {"adaptor.w": torch.zeros(8, 8)}, config, [], {"step": 2})
+    weights, _, _, state = load_checkpoint(tmp_path, with_state=True)
+    assert state["step"] == 1 and torch.equal(weights["adaptor.w"], good["adaptor.w"])

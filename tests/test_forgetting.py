@@ -21,7 +21,7 @@ def test_perplexity_matches_transformers_loss_and_delta(tiny_models):
     tokenizer = AutoTokenizer.from_pretrained(tiny_models[1])
     text = "hello there"
     ids = torch.tensor([[1, *tokenizer(text, add_special_tokens=False)["input_ids"]]])
-    expected = math.exp(float(llm(input_ids=ids, labels=ids).loss))
+    expected = math.exp(float(llm(input_ids=ids, labels=ids).loss.detach()))
     assert math.isclose(perplexity(llm, tokenizer, [text], bos_id=1), expected, rel_tol=1e-5)
     # batching with padding gives the token-pooled value
     texts = ["hello there", "a much longer sentence than that"]

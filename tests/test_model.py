@@ -66,3 +66,12 @@ def test_beam_search_with_one_beam_path_runs(tiny_models):
     features = torch.randn(1, 80, 80)
     out = model.generate(features, torch.tensor([80]), [5], num_beams=2)
     assert len(out) == 1 and len(out[0]) <= 5
+
+
+def test_adaptor_starts_at_the_llms_embedding_scale(tiny_models):
+    model, _, _ = tiny_model(tiny_models)
+    table = model.llm.get_input_embeddings().weight
+    torch.testing.assert_close(model.adaptor.output_scale.detach(), table.pow(2).mean().sqrt())
+    audio, lengths = model.encode(torch.randn(2, 80, 120), torch.tensor([120, 120]))
+    ratio = audio.pow(2).mean().sqrt() / table.pow(2).mean().sqrt()
+    assert 0.2 < float(ratio) < 5.0  # same order as text embeddings, not LayerNorm's unit scale
