@@ -49,6 +49,14 @@ def make_tiny_models(folder: Path, mel_bins: int = 80, seed: int = 0) -> tuple[P
     return whisper_dir, llm_dir
 
 
+def tiny_llama(seed: int = 0, tie: bool = False) -> LlamaForCausalLM:
+    """A 2-layer random Llama (14 eligible 2-D tensors) for the kappa and selection tests."""
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                        num_attention_heads=4, num_key_value_heads=2, vocab_size=100,
+                                        tie_word_embeddings=tie))
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return make_tiny_models(tmp_path_factory.mktemp("tiny"))

@@ -13,6 +13,7 @@ from speechllm.kappa import (
     load_or_compute_kappas,
     model_fingerprint,
 )
+from tests.conftest import tiny_llama
 
 
 def planted(m: int, n: int, k: float, seed: int = 0) -> torch.Tensor:
@@ -101,18 +102,6 @@ def test_bad_tensors_are_refused_with_their_name():
         condition_numbers({"ok": torch.randn(4, 4), "broken": nan})
 
 
-def tiny_llama(seed: int = 0):
-    transformers = pytest.importorskip("transformers")
-    torch.manual_seed(seed)
-    config = transformers.LlamaConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=100,
-    )
-    return transformers.LlamaForCausalLM(config)
 
 
 def test_fingerprint_sees_any_changed_row_and_dtype():

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
 from speechllm.kappa_report import (
     format_kappa_report,
@@ -15,6 +15,7 @@ from speechllm.kappa_report import (
     write_kappa_json,
 )
 from speechllm.selection import select_tensors
+from tests.conftest import tiny_llama
 
 PLANTED = "model.layers.0.self_attn.q_proj.weight"  # 32 x 32
 ZEROED = "model.layers.1.self_attn.v_proj.weight"  # 16 x 32
@@ -37,17 +38,7 @@ def planted_kappa_50(n: int = 32) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def llm() -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(
-        LlamaConfig(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            vocab_size=100,
-        )
-    )
+    model = tiny_llama(seed=0)
     params = dict(model.named_parameters())
     with torch.no_grad():
         params[PLANTED].copy_(planted_kappa_50())

@@ -3,6 +3,7 @@ import math
 import pytest
 
 from speechllm.selection import eligible_tensor_names, select_tensors
+from tests.conftest import tiny_llama
 
 PROJECTIONS = [
     "self_attn.q_proj",
@@ -16,23 +17,11 @@ PROJECTIONS = [
 LAYER_NAMES = {f"model.layers.{i}.{p}.weight" for i in range(2) for p in PROJECTIONS}
 
 
-def tiny_llama(tie: bool):
-    transformers = pytest.importorskip("transformers")
-    config = transformers.LlamaConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=100,
-        tie_word_embeddings=tie,
-    )
-    return transformers.LlamaForCausalLM(config)
 
 
 @pytest.mark.parametrize("tie", [False, True])
 def test_eligible_names(tie):
-    model = tiny_llama(tie)
+    model = tiny_llama(tie=tie)
     names = eligible_tensor_names(model)
     assert len(names) == 14 and set(names) == LAYER_NAMES
     assert names == [n for n, _ in model.named_parameters() if n in LAYER_NAMES]  # model order
