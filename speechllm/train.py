@@ -29,6 +29,7 @@ from speechllm.config import Config, save_config
 from speechllm.data import BucketBatchSampler, SpeechDataset, collate
 from speechllm.manifest import ManifestError, Utterance
 from speechllm.metrics import score
+from speechllm.sources import load_tokenizer
 from speechllm.transcribe import transcribe_samples
 from speechllm.validate import check_manifest
 
@@ -127,6 +128,12 @@ def train(config: Config, train_manifest: str | Path, output_dir: str | Path, de
     set_seed(config.train.seed)
     output.mkdir(parents=True, exist_ok=True)
 
+    # Data first (only the tokenizer is needed), so a bad line stops the run before GBs of weights load.
+    show = show_progress and accelerator.is_main_process
+    tokenizer = load_tokenizer(config.model.tokenizer or config.model.llm)
+    train_set, durations = prepare_utterances(train_manifest, tokenizer, config, show)
+    dev_set, dev_durations = prepare_utterances(dev_manifest, tokenizer, config, show) if dev_manifest else ([], [])
+
     # Model, tokenizer, features; the selection is computed once (main process first: it fills the kappa cache).
     model, tokenizer, logmel = build_speech_llm(config.model, accelerator.device, seed=config.train.seed)
     if state is None:
@@ -143,16 +150,13 @@ def train(config: Config, train_manifest: str | Path, output_dir: str | Path, de
         save_config(config, output / "config.yaml")
         (output / "selection.json").write_text(json.dumps({"llm_tensors": selection}, indent=1), encoding="utf-8")
 
-    # Data: checked before the first step; batches of similar duration, sharded over processes.
-    show = show_progress and accelerator.is_main_process
-    train_set, durations = prepare_utterances(train_manifest, tokenizer, config, show)
+    # Batches of similar duration, sharded over processes; a sample that fails to load later is skipped, counted.
     sampler = BucketBatchSampler(durations, config.train.batch_size, config.train.seed,
                                  config.data.bucket_by_duration, accelerator.process_index, accelerator.num_processes)
     loader = DataLoader(SpeechDataset(train_set, tokenizer, logmel, skip_errors=True), batch_sampler=sampler,
                         collate_fn=collate, num_workers=config.data.num_workers)
-    dev_set, dev_loader = [], None
-    if dev_manifest is not None:
-        dev_set, dev_durations = prepare_utterances(dev_manifest, tokenizer, config, show)
+    dev_loader = None
+    if dev_set:
         dev_sampler = BucketBatchSampler(dev_durations, config.train.batch_size, 0, True,
                                          accelerator.process_index, accelerator.num_processes)
         dev_loader = DataLoader(SpeechDataset(dev_set, tokenizer, logmel, skip_errors=True), collate_fn=collate,

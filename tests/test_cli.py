@@ -18,11 +18,11 @@ def test_bad_manifest_is_one_clear_line_not_a_traceback(tmp_path, capsys):
     manifest = tmp_path / "bad.jsonl"
     manifest.write_text('{"audio": "x.wav", "text": "hi"}\n', encoding="utf-8")
     code = main(["train", "--manifest", str(manifest), "--output", str(tmp_path / "run"), "--quiet",
-                 "model.encoder=/nonexistent/whisper"])
+                 "model.encoder=/nonexistent/whisper", "model.llm=/nonexistent/llm"])
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("error: ") and "Traceback" not in err
-    assert ("bad.jsonl:1" in err) or ("/nonexistent/whisper" in err)
+    assert "/nonexistent/llm" in err and "bundled:" in err  # names the source and the offline alternative
 
 
 def test_bad_manifest_line_is_reported_before_any_model_loads(tiny_models, tmp_path, capsys):
