@@ -94,6 +94,48 @@ def select_llm_tensors(llm: torch.nn.Module, config: SelectionConfig, llm_source
                           num_params=config.num_params, seed=config.seed)
 
 
+def choose_trainable(llm: torch.nn.Module, config: SelectionConfig, llm_source: str, show_progress: bool = False
+                     ) -> dict:
+    """The selection record saved with a run: {"llm_tensors": [...]} or, for LoRA, {"lora": {modules, rank, alpha}}.
+
+    kappa-lora places adapters on the `num_tensors` lowest-kappa matrices (all eligible ones for plain lora); with
+    `num_params` the rank is the largest whose adapters stay within that many parameters.
+    """
+    if config.strategy not in ("lora", "kappa-lora"):
+        return {"llm_tensors": select_llm_tensors(llm, config, llm_source, show_progress)}
+    from speechllm.selection import eligible_tensor_names
+
+    names = eligible_tensor_names(llm, include_embeddings=False)
+    if config.strategy == "kappa-lora":
+        lowest = SelectionConfig(**{**config.__dict__, "strategy": "lowest", "num_params": None,
+                                    "num_tensors": config.num_tensors or len(names)})
+        names = select_llm_tensors(llm, lowest, llm_source, show_progress)
+    modules = [name.removesuffix(".weight") for name in names]
+    rank = config.lora_rank
+    if config.num_params:
+        shapes = dict(llm.named_parameters())
+        per_rank = sum(sum(shapes[f"{m}.weight"].shape) for m in modules)  # A: r x in, B: out x r
+        rank = config.num_params // per_rank
+        if rank < 1:
+            raise ConfigError(f"selection.num_params={config.num_params} is below one rank of LoRA on "
+                              f"{len(modules)} matrices ({per_rank} parameters); raise it or use fewer tensors")
+    return {"lora": {"modules": modules, "rank": int(rank), "alpha": config.lora_alpha}}
+
+
+def apply_selection(model: SpeechLLM, selection: dict) -> list[str]:
+    """Inject LoRA adapters where the record asks for them, then freeze all but the adaptor and the chosen tensors."""
+    if "lora" in selection:
+        try:
+            from peft import LoraConfig, inject_adapter_in_model
+        except ImportError as error:
+            raise ConfigError("the lora strategies need peft: pip install -e '.[lora]'") from error
+        lora = selection["lora"]
+        inject_adapter_in_model(LoraConfig(r=lora["rank"], lora_alpha=lora["alpha"], target_modules=lora["modules"]),
+                                model.llm)
+        selection["llm_tensors"] = [n for n, _ in model.llm.named_parameters() if ".lora_" in n]
+    return set_trainable(model, selection["llm_tensors"])
+
+
 def set_trainable(model: SpeechLLM, llm_tensors: list[str]) -> list[str]:
     """Freeze everything but the adaptor and the named LLM tensors; return the trainable parameter names."""
     model.requires_grad_(False)

@@ -42,7 +42,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_checkpoint(run_dir: str | Path, weights: dict[str, torch.Tensor], config: Config, selection: list[str],
+def save_checkpoint(run_dir: str | Path, weights: dict[str, torch.Tensor], config: Config, selection: dict[str, Any],
                     trainer_state: dict[str, Any] | None = None) -> Path:
     """Write `run_dir/checkpoint` atomically and return its path."""
     run_dir = Path(run_dir)
@@ -54,7 +54,7 @@ def save_checkpoint(run_dir: str | Path, weights: dict[str, torch.Tensor], confi
     tmp.mkdir()
     save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, str(tmp / WEIGHTS))
     save_config(config, tmp / CONFIG)
-    (tmp / SELECTION).write_text(json.dumps({"llm_tensors": selection}, indent=1), encoding="utf-8")
+    (tmp / SELECTION).write_text(json.dumps(selection, indent=1), encoding="utf-8")
     if trainer_state is not None:
         torch.save(trainer_state, tmp / STATE)
     files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(tmp.iterdir())}
@@ -97,13 +97,13 @@ def verify_checkpoint(folder: Path) -> None:
 
 
 def load_checkpoint(path: str | Path, with_state: bool = False
-                    ) -> tuple[dict[str, torch.Tensor], Config, list[str], dict[str, Any] | None]:
-    """(trainable weights, resolved config, selected LLM tensor names, trainer state or None)."""
+                    ) -> tuple[dict[str, torch.Tensor], Config, dict[str, Any], dict[str, Any] | None]:
+    """(trainable weights, resolved config, selection record (`build.choose_trainable`), trainer state or None)."""
     folder = find_checkpoint(path)
     verify_checkpoint(folder)
     weights = load_file(str(folder / WEIGHTS))
     config = load_config(folder / CONFIG)
-    selection = json.loads((folder / SELECTION).read_text(encoding="utf-8"))["llm_tensors"]
+    selection = json.loads((folder / SELECTION).read_text(encoding="utf-8"))
     state = None
     if with_state:
         if not (folder / STATE).is_file():

@@ -52,7 +52,8 @@ class ModelConfig:
 
 @dataclass
 class SelectionConfig:
-    # Which LLM tensors to unfreeze: "lowest" kappa (the paper), "highest", "random", "none" (adaptor only), "all"
+    # Which LLM tensors to unfreeze: "lowest" kappa (the paper), "highest", "random", "none" (adaptor only), "all";
+    # or LoRA instead of unfreezing: "lora" (every eligible matrix), "kappa-lora" (the num_tensors lowest-kappa ones)
     strategy: str = "lowest"
     # Budget as a number of tensors (the paper: 100); set num_params instead to budget parameters
     num_tensors: int | None = 100
@@ -64,6 +65,10 @@ class SelectionConfig:
     kappa_cache: str | None = None
     # Seed for the "random" strategy
     seed: int = 0
+    # LoRA rank (lora / kappa-lora); with num_params set, the rank is derived from that budget instead
+    lora_rank: int = 16
+    # LoRA scaling numerator (scale = alpha / rank)
+    lora_alpha: float = 32.0
 
 
 @dataclass
@@ -143,7 +148,7 @@ class Config:
 _CHOICES = {
     "model.encoder_mode": ("trim", "pad30"),
     "model.dtype": ("auto", "float32", "bfloat16", "float16"),
-    "selection.strategy": ("lowest", "highest", "random", "none", "all"),
+    "selection.strategy": ("lowest", "highest", "random", "none", "all", "lora", "kappa-lora"),
     "data.on_error": ("fail", "skip"),
     "train.schedule": ("cosine", "linear", "constant"),
     "train.mixed_precision": ("auto", "no", "bf16", "fp16"),

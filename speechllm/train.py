@@ -23,7 +23,7 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from speechllm.build import build_speech_llm, select_llm_tensors, set_trainable, trainable_state_dict
+from speechllm.build import apply_selection, build_speech_llm, choose_trainable, trainable_state_dict
 from speechllm.checkpoint import LATEST, load_checkpoint, save_checkpoint
 from speechllm.config import Config, save_config
 from speechllm.data import BucketBatchSampler, SpeechDataset, collate
@@ -138,9 +138,9 @@ def train(config: Config, train_manifest: str | Path, output_dir: str | Path, de
     model, tokenizer, logmel = build_speech_llm(config.model, accelerator.device, seed=config.train.seed)
     if state is None:
         with accelerator.main_process_first():
-            selection = select_llm_tensors(model.llm, config.selection, config.model.llm,
-                                           show_progress=show_progress and accelerator.is_main_process)
-    set_trainable(model, selection)
+            selection = choose_trainable(model.llm, config.selection, config.model.llm,
+                                         show_progress=show_progress and accelerator.is_main_process)
+    apply_selection(model, selection)
     if state is not None:
         parameters = dict(model.named_parameters())
         with torch.no_grad():
@@ -148,7 +148,7 @@ def train(config: Config, train_manifest: str | Path, output_dir: str | Path, de
                 parameters[name].copy_(tensor.to(parameters[name].dtype))
     if accelerator.is_main_process:
         save_config(config, output / "config.yaml")
-        (output / "selection.json").write_text(json.dumps({"llm_tensors": selection}, indent=1), encoding="utf-8")
+        (output / "selection.json").write_text(json.dumps(selection, indent=1), encoding="utf-8")
 
     # Batches of similar duration, sharded over processes; a sample that fails to load later is skipped, counted.
     sampler = BucketBatchSampler(durations, config.train.batch_size, config.train.seed,
