@@ -160,8 +160,8 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(annotation)
-        if value is None and type(None) in options:
-            return None
+        if type(None) in options and (value is None or (str not in options and value in ("None", "none"))):
+            return None  # `num_tensors=None` means null where the field cannot hold a string
         errors = []
         for option in options:
             if option is type(None):
@@ -212,8 +212,6 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"override '{text}' must look like section.key=value, e.g. train.max_steps=100")
     key, raw = text.split("=", 1)
     value = yaml.safe_load(raw) if raw.strip() else None
-    if isinstance(value, str) and value.lower() in ("none", "null"):
-        value = None
     return key.strip().split("."), value
 
 

@@ -43,3 +43,9 @@ def test_round_trip_and_bad_file(tmp_path):
         load_config(tmp_path / "bad.yaml")
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_none_is_a_strategy_name_and_null_for_numbers():
+    config = load_config(None, ["selection.strategy=none", "selection.num_tensors=None", "model.tokenizer=null"])
+    assert config.selection.strategy == "none" and config.selection.num_tensors is None
+    assert config.model.tokenizer is None
