@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperTokenizerFast
 
 from speechllm.audio import SAMPLE_RATE
-from speechllm.sources import _load
+from speechllm.sources import load_from_source
 
 logger = logging.getLogger(__name__)
 
@@ -26,10 +26,10 @@ def whisper_transcribe(source: str, audios: Sequence[np.ndarray], languages: Seq
     """
     device = torch.device(device)
     dtype = torch.float16 if device.type == "cuda" else torch.float32
-    model = _load(WhisperForConditionalGeneration.from_pretrained, source, "Whisper model", dtype=dtype)
+    model = load_from_source(WhisperForConditionalGeneration.from_pretrained, source, "Whisper model", dtype=dtype)
     model.to(device).eval()
-    extractor = _load(WhisperFeatureExtractor.from_pretrained, source, "Whisper feature extractor")
-    tokenizer = _load(WhisperTokenizerFast.from_pretrained, source, "Whisper tokenizer")
+    extractor = load_from_source(WhisperFeatureExtractor.from_pretrained, source, "Whisper feature extractor")
+    tokenizer = load_from_source(WhisperTokenizerFast.from_pretrained, source, "Whisper tokenizer")
     multilingual = bool(getattr(model.generation_config, "is_multilingual", True))
     texts = [""] * len(audios)
     batches = []  # one language per batch (its tokens are forced), similar lengths together

@@ -37,12 +37,10 @@ class Example:
 class SpeechDataset(Dataset):
     """Decodes audio and computes features on access (in DataLoader workers when data.num_workers > 0)."""
 
-    def __init__(self, utterances: Sequence[Utterance], tokenizer: PreTrainedTokenizerBase, logmel: LogMel,
-                 skip_errors: bool = False):
+    def __init__(self, utterances: Sequence[Utterance], tokenizer: PreTrainedTokenizerBase, logmel: LogMel):
         self.utterances = list(utterances)
         self.tokenizer = tokenizer
         self.logmel = logmel
-        self.skip_errors = skip_errors
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -52,9 +50,7 @@ class SpeechDataset(Dataset):
         tokens = tokenize(self.tokenizer, u.text)
         try:
             samples = load_audio(u.audio, u.where)
-        except AudioError as error:
-            if not self.skip_errors:
-                raise
+        except AudioError as error:  # checked before training; a file that went bad since is skipped, not fatal
             return Example(index, u.id, None, tokens, u.language, u.text, 0.0, str(error))
         return Example(index, u.id, self.logmel(samples), tokens, u.language, u.text, len(samples) / SAMPLE_RATE)
 
@@ -75,6 +71,15 @@ class Batch:
         return self
 
 
+def pad_features(features: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """B tensors M, T_b -> zero-padded B, M, max T_b and the real frame counts B."""
+    frames = torch.tensor([f.shape[-1] for f in features])
+    batch = torch.zeros(len(features), features[0].shape[0], int(frames.max()))  # B, M, T
+    for b, f in enumerate(features):
+        batch[b, :, : f.shape[-1]] = f
+    return batch, frames
+
+
 def collate(examples: list[Example]) -> Batch | None:
     skipped = [e.error for e in examples if e.features is None]
     for error in skipped:
@@ -82,11 +87,7 @@ def collate(examples: list[Example]) -> Batch | None:
     examples = [e for e in examples if e.features is not None]
     if not examples:
         return Batch(torch.zeros(0, 1, 1), torch.zeros(0, dtype=torch.long), [], [], [], [], 0.0, skipped)
-    longest = max(e.features.shape[-1] for e in examples)
-    features = torch.zeros(len(examples), examples[0].features.shape[0], longest)  # B, M, T
-    for b, e in enumerate(examples):
-        features[b, :, : e.features.shape[-1]] = e.features
-    frames = torch.tensor([e.features.shape[-1] for e in examples])
+    features, frames = pad_features([e.features for e in examples])
     return Batch(features, frames, [e.tokens for e in examples], [e.id for e in examples],
                  [e.language for e in examples], [e.text for e in examples], sum(e.seconds for e in examples), skipped)
 

@@ -33,7 +33,7 @@ def resolve_source(source: str) -> str:
     return str(Path(source).expanduser()) if Path(source).expanduser().exists() else source
 
 
-def _load(loader: Any, source: str, what: str, **kwargs: Any) -> Any:
+def load_from_source(loader: Any, source: str, what: str, **kwargs: Any) -> Any:
     location = resolve_source(source)
     try:
         return loader(location, **kwargs)
@@ -55,17 +55,17 @@ def torch_dtype(name: str, device: torch.device) -> torch.dtype:
 
 def load_whisper_encoder(source: str, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
     """The encoder half of a Whisper checkpoint (the decoder is never loaded into memory for training)."""
-    config: WhisperConfig = _load(WhisperConfig.from_pretrained, source, "Whisper config")
-    model = _load(WhisperModel.from_pretrained, source, "Whisper model", dtype=dtype, config=config)
+    config: WhisperConfig = load_from_source(WhisperConfig.from_pretrained, source, "Whisper config")
+    model = load_from_source(WhisperModel.from_pretrained, source, "Whisper model", dtype=dtype, config=config)
     encoder = model.get_encoder()
     del model.decoder
     return encoder
 
 
 def load_llm(source: str, dtype: torch.dtype = torch.float32, attn_implementation: str = "sdpa") -> PreTrainedModel:
-    return _load(AutoModelForCausalLM.from_pretrained, source, "language model", dtype=dtype,
+    return load_from_source(AutoModelForCausalLM.from_pretrained, source, "language model", dtype=dtype,
                  attn_implementation=attn_implementation)
 
 
 def load_tokenizer(source: str) -> PreTrainedTokenizerBase:
-    return _load(AutoTokenizer.from_pretrained, source, "tokenizer")
+    return load_from_source(AutoTokenizer.from_pretrained, source, "tokenizer")

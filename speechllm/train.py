@@ -27,8 +27,8 @@ from speechllm.build import apply_selection, build_speech_llm, choose_trainable,
 from speechllm.checkpoint import LATEST, load_checkpoint, save_checkpoint
 from speechllm.config import Config, save_config
 from speechllm.data import BucketBatchSampler, SpeechDataset, collate
+from speechllm.evaluate import score_transcriber
 from speechllm.manifest import ManifestError, Utterance
-from speechllm.metrics import score
 from speechllm.sources import load_tokenizer
 from speechllm.transcribe import transcribe_samples
 from speechllm.validate import check_manifest
@@ -92,13 +92,12 @@ def evaluate_dev(model: Any, loader: DataLoader, dev: list[Utterance], tokenizer
     result = {"dev_loss": total / max(tokens, 1)}
     subset = dev[: config.train.eval_wer_utterances]
     if subset and accelerator.is_main_process:
-        from speechllm.audio import load_audio
 
-        audios = [load_audio(u.audio, u.where) for u in subset]
-        with accelerator.autocast():
-            hyps = transcribe_samples(accelerator.unwrap_model(model), tokenizer, logmel, audios, config.decode)
-        report = score([{"id": u.id, "language": u.language, "reference": u.text, "hypothesis": h}
-                        for u, h in zip(subset, hyps)])
+        def transcribe(audios: list) -> list[str]:
+            with accelerator.autocast():
+                return transcribe_samples(accelerator.unwrap_model(model), tokenizer, logmel, audios, config.decode)
+
+        report, _ = score_transcriber(transcribe, subset)
         result["dev_wer"] = report["overall"]["wer"]
         for language, row in report["languages"].items():
             result[f"dev_wer_{language}"] = row["wer"]
@@ -153,13 +152,13 @@ def train(config: Config, train_manifest: str | Path, output_dir: str | Path, de
     # Batches of similar duration, sharded over processes; a sample that fails to load later is skipped, counted.
     sampler = BucketBatchSampler(durations, config.train.batch_size, config.train.seed,
                                  config.data.bucket_by_duration, accelerator.process_index, accelerator.num_processes)
-    loader = DataLoader(SpeechDataset(train_set, tokenizer, logmel, skip_errors=True), batch_sampler=sampler,
+    loader = DataLoader(SpeechDataset(train_set, tokenizer, logmel), batch_sampler=sampler,
                         collate_fn=collate, num_workers=config.data.num_workers)
     dev_loader = None
     if dev_set:
         dev_sampler = BucketBatchSampler(dev_durations, config.train.batch_size, 0, True,
                                          accelerator.process_index, accelerator.num_processes)
-        dev_loader = DataLoader(SpeechDataset(dev_set, tokenizer, logmel, skip_errors=True), collate_fn=collate,
+        dev_loader = DataLoader(SpeechDataset(dev_set, tokenizer, logmel), collate_fn=collate,
                                 batch_sampler=dev_sampler.local_batches(0), num_workers=config.data.num_workers)
 
     # Optimizer: AdamW on the adaptor and the selected LLM tensors, each with its own learning rate.

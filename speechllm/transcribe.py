@@ -16,7 +16,7 @@ from speechllm.audio import SAMPLE_RATE, LogMel, load_audio
 from speechllm.build import apply_selection, build_speech_llm
 from speechllm.checkpoint import load_checkpoint
 from speechllm.config import Config, DecodeConfig, load_config
-from speechllm.data import max_new_tokens
+from speechllm.data import max_new_tokens, pad_features
 from speechllm.model import SpeechLLM
 
 logger = logging.getLogger(__name__)
@@ -53,11 +53,7 @@ def transcribe_samples(model: SpeechLLM, tokenizer: PreTrainedTokenizerBase, log
     for start in tqdm(range(0, len(order), decode.batch_size), disable=not show_progress, desc="decoding",
                       unit="batch"):
         chunk = order[start : start + decode.batch_size]
-        features = [logmel(audios[i]) for i in chunk]
-        frames = torch.tensor([f.shape[-1] for f in features])
-        batch = torch.zeros(len(chunk), features[0].shape[0], int(frames.max()))  # B, M, T
-        for b, f in enumerate(features):
-            batch[b, :, : f.shape[-1]] = f
+        batch, frames = pad_features([logmel(audios[i]) for i in chunk])  # B, M, T
         budgets = [max_new_tokens(len(audios[i]) / SAMPLE_RATE, decode.tokens_per_second, decode.extra_tokens)
                    for i in chunk]
         ids = model.generate(batch.to(device), frames.to(device), budgets, num_beams=decode.num_beams)
