@@ -39,9 +39,29 @@ class AttentionBlock(nn.Module):
         return x + self.dropout(h)
 
 
+class CTCHead(nn.Module):
+    """Auxiliary CTC classifier on the adaptor output, tied to the LLM's own (frozen) token embeddings.
+
+    Class 0 is a learned blank; class i > 0 is the token vocab[i-1], scored by the dot product of the adapted
+    frame with that token's embedding, times a learned scale. Training it pulls audio frames towards the
+    embeddings of the tokens spoken in them: the space the LLM already reads.
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.blank = nn.Parameter(torch.zeros(dim))
+        self.log_scale = nn.Parameter(torch.zeros(()))
+
+    def forward(self, audio: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+        """audio: B, A, H; embeddings: V, H (the classes' token embeddings) -> log-probabilities B, A, V+1."""
+        classes = torch.cat([self.blank[None].to(embeddings.dtype), embeddings])  # V+1, H
+        logits = audio @ classes.T.to(audio.dtype) * self.log_scale.exp()  # B, A, V+1
+        return logits.float().log_softmax(-1)
+
+
 class Adaptor(nn.Module):
     def __init__(self, encoder_dim: int, llm_dim: int, subsample: int = 4, layers: int = 2, heads: int = 8,
-                 dropout: float = 0.1):
+                 dropout: float = 0.1, ctc: bool = False):
         super().__init__()
         if llm_dim % heads:
             raise ValueError(f"adaptor heads ({heads}) must divide the LLM hidden size ({llm_dim}); "
@@ -53,6 +73,7 @@ class Adaptor(nn.Module):
         # Learned output gain. `build_speech_llm` starts it at the RMS of the LLM's token embeddings, so audio
         # embeddings enter the LLM at the scale of text embeddings instead of LayerNorm's unit scale.
         self.output_scale = nn.Parameter(torch.ones(()))
+        self.ctc = CTCHead(llm_dim) if ctc else None  # only for train.ctc_weight > 0
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return (lengths + self.subsample - 1) // self.subsample

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from pathlib import Path
@@ -44,9 +45,33 @@ def special_token_ids(tokenizer: PreTrainedTokenizerBase, config: ModelConfig) -
     return bos, eos, int(pad)
 
 
-def build_speech_llm(config: ModelConfig, device: torch.device | str = "cpu", seed: int = 0
+def prompt_ids(tokenizer: PreTrainedTokenizerBase, template: str, bos_id: int) -> tuple[list[int], list[int]]:
+    """`model.prompt` -> token ids before and after the audio; "{bos}" becomes `bos_id`."""
+    if template.count("{audio}") != 1:
+        raise ConfigError(f"model.prompt must contain {{audio}} exactly once (where the audio goes), got {template!r}")
+
+    def ids(text: str) -> list[int]:
+        pieces = text.split("{bos}")
+        out: list[int] = []
+        for i, piece in enumerate(pieces):
+            if i:
+                out.append(bos_id)
+            if piece:
+                out += tokenizer(piece, add_special_tokens=False)["input_ids"]
+        return out
+
+    before, after = template.split("{audio}")
+    after_ids = ids(after)
+    if not after_ids:
+        raise ConfigError(f"model.prompt={template!r} has nothing after {{audio}}; at least one token must follow "
+                          "the audio (the paper's layout is \"{audio}{bos}\")")
+    return ids(before), after_ids
+
+
+def build_speech_llm(config: ModelConfig, device: torch.device | str = "cpu", seed: int = 0, ctc: bool = False
                      ) -> tuple[SpeechLLM, PreTrainedTokenizerBase, LogMel]:
-    """Load the encoder and the LLM, build a fresh adaptor (seeded), all frozen until `set_trainable`."""
+    """Load the encoder and the LLM, build a fresh adaptor (seeded; with a CTC head if `ctc`), all frozen until
+    `set_trainable`."""
     device = torch.device(device)
     dtype = torch_dtype(config.dtype, device)
     whisper = load_whisper_encoder(config.encoder, dtype)
@@ -56,11 +81,16 @@ def build_speech_llm(config: ModelConfig, device: torch.device | str = "cpu", se
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         adaptor = Adaptor(whisper.config.d_model, llm.config.hidden_size, config.adaptor_subsample,
-                          config.adaptor_layers, config.adaptor_heads, config.adaptor_dropout)
+                          config.adaptor_layers, config.adaptor_heads, config.adaptor_dropout, ctc)
         embeddings = llm.get_input_embeddings().weight
-        adaptor.output_scale.data.fill_(float(embeddings.float().pow(2).mean().sqrt()))
+        rms = float(embeddings.float().pow(2).mean().sqrt())
+        adaptor.output_scale.data.fill_(rms)
+        if adaptor.ctc is not None:  # a frame equal to a token's embedding starts with logit ~10 for that token
+            adaptor.ctc.log_scale.data.fill_(math.log(10.0 / (rms**2 * embeddings.shape[1])))
     bos, eos, pad = special_token_ids(tokenizer, config)
-    model = SpeechLLM(AudioEncoder(whisper, config.encoder_mode), adaptor, llm, bos, eos, pad).to(device)
+    before, after = prompt_ids(tokenizer, config.prompt, bos)
+    model = SpeechLLM(AudioEncoder(whisper, config.encoder_mode), adaptor, llm, bos, eos, pad, before, after,
+                      compute_dtype=dtype).to(device)
     logger.info("encoder %s (%d mel bins, mode %s), LLM %s, dtype %s", config.encoder, whisper.config.num_mel_bins,
                 config.encoder_mode, config.llm, dtype)
     return model, tokenizer, LogMel(whisper.config.num_mel_bins)
@@ -146,6 +176,9 @@ def set_trainable(model: SpeechLLM, llm_tensors: list[str]) -> list[str]:
         raise ValueError(f"selected tensors not in the LLM: {missing[:5]}; was the selection made for another model?")
     for name in llm_tensors:
         llm_parameters[name].requires_grad_(True)
+    for p in model.parameters():  # float32 master values for everything trained, whatever the frozen dtype
+        if p.requires_grad:
+            p.data = p.data.float()
     trainable = [name for name, p in model.named_parameters() if p.requires_grad]
     counts = {part: sum(p.numel() for n, p in model.named_parameters() if p.requires_grad and n.startswith(part))
               for part in ("encoder", "adaptor", "llm")}

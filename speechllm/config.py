@@ -36,6 +36,10 @@ class ModelConfig:
     bos_token: str | None = None
     # Token that ends every transcript; None = the tokenizer's EOS token
     eos_token: str | None = None
+    # Text around the audio: "{audio}" marks where the adapted audio goes, "{bos}" stands for the BOS token
+    # (model.bos_token). The paper's layout is "{audio}{bos}"; an instruction can surround the audio, e.g.
+    # "<|im_start|>user\nRepeat: {audio}<|im_end|>\n<|im_start|>assistant\n". Loss is on the transcript only.
+    prompt: str = "{audio}{bos}"
     # Adaptor: frames concatenated per output frame (the paper: 4)
     adaptor_subsample: int = 4
     # Adaptor: number of multi-head attention blocks (the paper: 2)
@@ -44,7 +48,9 @@ class ModelConfig:
     adaptor_heads: int = 8
     # Adaptor: dropout inside the attention blocks
     adaptor_dropout: float = 0.1
-    # Weights of the frozen parts: "auto" (bfloat16 on GPU, float32 on CPU), "float32", "bfloat16", "float16"
+    # Dtype of the frozen weights and of the matrix products (autocast): "auto" (bfloat16 on GPU, float32 on CPU),
+    # "float32", "bfloat16" (also fast on CPUs with avx512_bf16 or AMX), "float16". The trained tensors (adaptor,
+    # selected LLM tensors, LoRA) always keep float32 master values, updated by AdamW in float32 and saved so.
     dtype: str = "auto"
     # Attention kernel for the LLM: "sdpa", "eager", "flash_attention_2"
     attn_implementation: str = "sdpa"
@@ -81,6 +87,12 @@ class DataConfig:
     bucket_by_duration: bool = True
     # DataLoader worker processes for audio decoding
     num_workers: int = 0
+    # Run the frozen encoder once per utterance and keep its output on disk (keyed by the encoder's weights, mode,
+    # dtype and the audio file's bytes, so it can never be stale); later epochs and runs skip audio decoding and
+    # the encoder. Costs disk: about 100 KB per second of audio for Whisper base, 250 KB for large-v2.
+    feature_cache: bool = False
+    # Folder of the feature cache; None = <SPEECHLLM_CACHE>/features
+    feature_cache_dir: str | None = None
 
 
 @dataclass
@@ -115,10 +127,16 @@ class TrainConfig:
     save_every: int = 500
     # Seed for data order, dropout and initialization
     seed: int = 0
-    # "auto" (bf16 on GPU, none on CPU), "no", "bf16", "fp16"
-    mixed_precision: str = "auto"
     # Consecutive non-finite steps after which training stops
     max_bad_steps: int = 20
+    # Steps at the start during which only the adaptor learns (the selected LLM tensors stay as they are); the
+    # LLM's learning-rate schedule starts after them. 0 = the paper's joint training from the first step
+    adaptor_only_steps: int = 0
+    # Weight of an auxiliary CTC loss on the adaptor output (classes: the LLM's own token embeddings of the
+    # training transcripts' tokens, plus a learned blank); 0 = off (the paper has none)
+    ctc_weight: float = 0.0
+    # Steps after which the CTC loss is switched off (0 = it stays on for the whole run)
+    ctc_steps: int = 0
 
 
 @dataclass
@@ -151,7 +169,6 @@ _CHOICES = {
     "selection.strategy": ("lowest", "highest", "random", "none", "all", "lora", "kappa-lora"),
     "data.on_error": ("fail", "skip"),
     "train.schedule": ("cosine", "linear", "constant"),
-    "train.mixed_precision": ("auto", "no", "bf16", "fp16"),
 }
 
 

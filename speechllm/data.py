@@ -6,6 +6,7 @@ import logging
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset, Sampler
@@ -32,15 +33,22 @@ class Example:
     text: str
     seconds: float
     error: str | None = None
+    encoded: bool = False  # features are cached encoder states (D_enc, S), not log-mel frames
 
 
 class SpeechDataset(Dataset):
-    """Decodes audio and computes features on access (in DataLoader workers when data.num_workers > 0)."""
+    """Decodes audio and computes features on access (in DataLoader workers when data.num_workers > 0).
 
-    def __init__(self, utterances: Sequence[Utterance], tokenizer: PreTrainedTokenizerBase, logmel: LogMel):
+    With a feature cache (`features.FeatureCache`) and the cache keys of the utterances, items hold the cached
+    encoder output (D_enc, S) instead of log-mel features (M, T), and batches are marked `encoded`.
+    """
+
+    def __init__(self, utterances: Sequence[Utterance], tokenizer: PreTrainedTokenizerBase, logmel: LogMel,
+                 cache: Any = None, cache_keys: Sequence[str] | None = None):
         self.utterances = list(utterances)
         self.tokenizer = tokenizer
         self.logmel = logmel
+        self.cache, self.cache_keys = cache, cache_keys
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -48,6 +56,9 @@ class SpeechDataset(Dataset):
     def __getitem__(self, index: int) -> Example:
         u = self.utterances[index]
         tokens = tokenize(self.tokenizer, u.text)
+        if self.cache is not None:
+            encoded = self.cache.load(self.cache_keys[index])  # D_enc, S: 20 ms a frame
+            return Example(index, u.id, encoded, tokens, u.language, u.text, encoded.shape[-1] * 0.02, encoded=True)
         try:
             samples = load_audio(u.audio, u.where)
         except AudioError as error:  # checked before training; a file that went bad since is skipped, not fatal
@@ -65,6 +76,7 @@ class Batch:
     texts: list[str]
     seconds: float
     skipped: list[str]
+    encoded: bool = False  # features: B, D_enc, S cached encoder states with frames = S (see SpeechDataset)
 
     def to(self, device: torch.device) -> Batch:
         self.features, self.frames = self.features.to(device), self.frames.to(device)
@@ -89,7 +101,8 @@ def collate(examples: list[Example]) -> Batch | None:
         return Batch(torch.zeros(0, 1, 1), torch.zeros(0, dtype=torch.long), [], [], [], [], 0.0, skipped)
     features, frames = pad_features([e.features for e in examples])
     return Batch(features, frames, [e.tokens for e in examples], [e.id for e in examples],
-                 [e.language for e in examples], [e.text for e in examples], sum(e.seconds for e in examples), skipped)
+                 [e.language for e in examples], [e.text for e in examples], sum(e.seconds for e in examples), skipped,
+                 examples[0].encoded)
 
 
 class BucketBatchSampler(Sampler[list[int]]):

@@ -6,7 +6,6 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +37,8 @@ def score_transcriber(transcribe: Callable[[list[np.ndarray]], list[str]], utter
 
 def evaluate_model(model: Any, tokenizer: Any, logmel: Any, decode: DecodeConfig, utterances: Sequence[Utterance],
                    show_progress: bool = False) -> Report:
-    device = next(model.parameters()).device
-    autocast = torch.autocast("cuda", torch.bfloat16) if device.type == "cuda" else nullcontext()
-
     def transcribe(audios: list[np.ndarray]) -> list[str]:
-        with autocast:
-            return transcribe_samples(model, tokenizer, logmel, audios, decode, show_progress)
+        return transcribe_samples(model, tokenizer, logmel, audios, decode, show_progress)
 
     return score_transcriber(transcribe, utterances)
 

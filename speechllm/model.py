@@ -1,11 +1,15 @@
 """SpeechLLM = frozen audio encoder + trainable adaptor + causal LLM (paper, Algorithm 2).
 
-Each training sequence is [adapted audio, BOS, text tokens, EOS]. Targets are shifted by hand: the BOS position
-predicts the first text token, each text token predicts the next, the last text token predicts EOS, and every
-other position (audio, EOS, padding) is -100. Logits are computed only where a target exists.
+Each training sequence is [adapted audio, BOS, text tokens, EOS] (the paper's layout; an instruction may surround
+the audio). Targets are shifted by hand: the BOS position predicts the first text token, each text token predicts
+the next, the last text token predicts EOS, and every other position (prompt, audio, EOS, padding) is -100.
+Logits are computed only where a target exists.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 
 import torch
 from torch import nn
@@ -18,22 +22,49 @@ IGNORE = -100
 
 
 class SpeechLLM(nn.Module):
+    """The model. Each sequence is [prompt_before, adapted audio, prompt_after, text, EOS].
+
+    The paper's layout is prompt_before = [] and prompt_after = [BOS] (the default); `model.prompt` in the config
+    can put an instruction around the audio. The last prompt token predicts the first text token.
+    """
+
     def __init__(self, encoder: AudioEncoder, adaptor: Adaptor, llm: PreTrainedModel, bos_id: int, eos_id: int,
-                 pad_id: int):
+                 pad_id: int, prompt_before: Sequence[int] = (), prompt_after: Sequence[int] | None = None,
+                 compute_dtype: torch.dtype = torch.float32):
         super().__init__()
+        # Matrix products run in compute_dtype under autocast (the frozen weights' dtype); trainable tensors keep
+        # float32 master values (`build.set_trainable`), so small updates are not rounded away.
+        self.compute_dtype = compute_dtype
         self.encoder = encoder
         self.adaptor = adaptor
         self.llm = llm
         self.bos_id, self.eos_id, self.pad_id = bos_id, eos_id, pad_id
+        self.prompt_before = list(prompt_before)
+        self.prompt_after = [bos_id] if prompt_after is None else list(prompt_after)
+        if not self.prompt_after:
+            raise ValueError("at least one prompt token must follow the audio (the paper's BOS)")
+
+    def autocast(self) -> AbstractContextManager:
+        """The one precision context of training, dev evaluation, `evaluate` and `transcribe`."""
+        device = next(self.llm.parameters()).device
+        return torch.autocast(device.type, dtype=self.compute_dtype, enabled=self.compute_dtype != torch.float32)
 
     def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
         return self.llm.get_input_embeddings()(ids)
 
-    def encode(self, features: torch.Tensor, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """features: B, M, T, frames: B -> adapted audio: B, A, H (zero past lengths), lengths: B."""
-        encoded, lengths = self.encoder(features, frames)  # B, S, D_enc
-        adaptor_dtype = self.adaptor.projection.weight.dtype
-        return self.adaptor(encoded.to(adaptor_dtype), lengths)  # B, S/4, H
+    def adapt(self, encoded: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """encoder states: B, S, D_enc (zero past lengths), lengths: B -> adapted audio: B, S/4, H, lengths: B."""
+        return self.adaptor(encoded.to(self.adaptor.projection.weight.dtype), lengths)
+
+    def encode(self, features: torch.Tensor, frames: torch.Tensor, encoded: bool = False
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-mel features: B, M, T with frames: B (or, with `encoded`, cached encoder states: B, D_enc, S with
+        lengths: B) -> adapted audio: B, A, H (zero past lengths), lengths: B."""
+        if encoded:
+            states, lengths = features.transpose(1, 2), frames  # B, D_enc, S -> B, S, D_enc
+        else:
+            states, lengths = self.encoder(features, frames)  # B, S, D_enc
+        return self.adapt(states, lengths)  # B, S/4, H
 
     def build_inputs(self, audio: torch.Tensor, audio_lengths: torch.Tensor, texts: list[list[int]]
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -43,29 +74,33 @@ class SpeechLLM(nn.Module):
         -> inputs_embeds: B, L, H; attention_mask: B, L; targets: B, L (-100 where nothing is predicted).
         """
         device = audio.device
-        text_lengths = [len(t) for t in texts]
-        lengths = [int(a) + 1 + n + 1 for a, n in zip(audio_lengths.tolist(), text_lengths)]
-        batch, longest = len(texts), max(lengths)
-        # token ids at the BOS/text/EOS positions of each row, pad elsewhere: B, L
+        before, after = self.prompt_before, self.prompt_after
+        rows = [before + [self.pad_id] * a + after + text + [self.eos_id]
+                for a, text in zip(audio_lengths.tolist(), texts)]
+        batch, longest = len(rows), max(len(r) for r in rows)
+        # token ids of each row (pad at audio and padding positions): B, L
         ids = torch.full((batch, longest), self.pad_id, dtype=torch.long, device=device)
         targets = torch.full((batch, longest), IGNORE, dtype=torch.long, device=device)
         attention_mask = torch.zeros(batch, longest, dtype=torch.long, device=device)
-        for b, (a, text) in enumerate(zip(audio_lengths.tolist(), texts)):
-            tokens = torch.tensor([self.bos_id, *text, self.eos_id], dtype=torch.long, device=device)
-            ids[b, a : a + len(tokens)] = tokens
-            # position a (BOS) predicts text[0], ..., position a+n (last text token) predicts EOS
-            targets[b, a : a + len(tokens) - 1] = tokens[1:]
-            attention_mask[b, : a + len(tokens)] = 1
+        for b, (row, a, text) in enumerate(zip(rows, audio_lengths.tolist(), texts)):
+            ids[b, : len(row)] = torch.tensor(row, dtype=torch.long, device=device)
+            # the last prompt token predicts text[0], ..., the last text token predicts EOS
+            first = len(before) + a + len(after) - 1
+            targets[b, first : first + len(text) + 1] = ids[b, first + 1 : first + len(text) + 2]
+            attention_mask[b, : len(row)] = 1
         embeds = self.embed_tokens(ids)  # B, L, H
-        is_audio = torch.arange(longest, device=device)[None, :] < audio_lengths[:, None]  # B, L
-        audio = nn.functional.pad(audio, (0, 0, 0, longest - audio.shape[1])).to(embeds.dtype)  # B, L, H
-        embeds = torch.where(is_audio[..., None], audio, embeds)
+        steps = torch.arange(longest, device=device)[None, :] - len(before)  # B, L: index into the audio
+        is_audio = (steps >= 0) & (steps < audio_lengths[:, None])  # B, L
+        audio = nn.functional.pad(audio, (0, 0, len(before), longest - len(before) - audio.shape[1]))  # B, L, H
+        embeds = torch.where(is_audio[..., None], audio.to(embeds.dtype), embeds)
         return embeds, attention_mask, targets
 
-    def forward(self, features: torch.Tensor, frames: torch.Tensor, texts: list[list[int]]
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean token cross entropy over predicted positions, and the number of predicted tokens."""
-        audio, audio_lengths = self.encode(features, frames)
+    def loss(self, audio: torch.Tensor, audio_lengths: torch.Tensor, texts: list[list[int]]
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean token cross entropy of `texts` after adapted `audio` (B, A, H), and the number of predicted tokens.
+
+        Taking the audio as input lets evaluation pair a text with another utterance's audio (audio reliance).
+        """
         embeds, attention_mask, targets = self.build_inputs(audio, audio_lengths, texts)
         hidden = self.llm.base_model(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state  # B, L, H
         predicted = targets != IGNORE  # B, L
@@ -73,26 +108,57 @@ class SpeechLLM(nn.Module):
         loss = nn.functional.cross_entropy(logits.float(), targets[predicted])
         return loss, predicted.sum()
 
-    def prefix(self, features: torch.Tensor, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Left-padded decoding prompt [audio, BOS]: inputs_embeds B, P, H and attention_mask B, P."""
-        audio, audio_lengths = self.encode(features, frames)
-        batch, longest = audio.shape[0], int(audio_lengths.max()) + 1
+    def ctc_loss(self, audio: torch.Tensor, audio_lengths: torch.Tensor, texts: list[list[int]],
+                 vocab: torch.Tensor) -> torch.Tensor:
+        """Auxiliary CTC loss of the adapted audio (B, A, H) against the texts, over the classes `vocab` (V token
+        ids that cover every token of the texts; sorted) plus blank. Mean over utterances of the per-token loss."""
+        embeddings = self.embed_tokens(vocab).detach()  # V, H: the LLM's own embeddings, not trained by this loss
+        log_probs = self.adaptor.ctc(audio, embeddings)  # B, A, V+1
+        flat = torch.tensor([t for text in texts for t in text], dtype=torch.long, device=audio.device)
+        targets = torch.searchsorted(vocab, flat) + 1  # class index of each token (0 is blank)
+        target_lengths = torch.tensor([len(t) for t in texts], device=audio.device)
+        return nn.functional.ctc_loss(log_probs.transpose(0, 1), targets, audio_lengths, target_lengths,
+                                      blank=0, reduction="mean", zero_infinity=True)
+
+    def forward(self, features: torch.Tensor, frames: torch.Tensor, texts: list[list[int]], encoded: bool = False,
+                ctc_vocab: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Mean token cross entropy over predicted positions, the number of predicted tokens, and the auxiliary
+        CTC loss over the classes `ctc_vocab` (None without it)."""
+        with self.autocast():
+            audio, audio_lengths = self.encode(features, frames, encoded)
+            loss, n_tokens = self.loss(audio, audio_lengths, texts)
+            ctc = None if ctc_vocab is None else self.ctc_loss(audio, audio_lengths, texts, ctc_vocab)
+        return loss, n_tokens, ctc
+
+    def prefix(self, features: torch.Tensor, frames: torch.Tensor, encoded: bool = False
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Left-padded decoding prompt [prompt_before, audio, prompt_after]: inputs_embeds B, P, H and mask B, P."""
+        audio, audio_lengths = self.encode(features, frames, encoded)
+        before, after = self.prompt_before, self.prompt_after
         device = audio.device
-        bos = self.embed_tokens(torch.tensor([self.bos_id], device=device))  # 1, H
-        embeds = bos.new_zeros(batch, longest, bos.shape[-1])
+        rows = [before + [self.pad_id] * a + after for a in audio_lengths.tolist()]
+        batch, longest = len(rows), max(len(r) for r in rows)
+        ids = torch.full((batch, longest), self.pad_id, dtype=torch.long, device=device)  # B, P
         attention_mask = torch.zeros(batch, longest, dtype=torch.long, device=device)
+        for b, row in enumerate(rows):
+            ids[b, longest - len(row) :] = torch.tensor(row, dtype=torch.long, device=device)
+            attention_mask[b, longest - len(row) :] = 1
+        embeds = self.embed_tokens(ids)  # B, P, H
         for b, a in enumerate(audio_lengths.tolist()):
-            start = longest - a - 1
-            embeds[b, start:-1] = audio[b, :a].to(embeds.dtype)
-            embeds[b, -1] = bos[0]
-            attention_mask[b, start:] = 1
+            start = longest - len(after) - a
+            embeds[b, start : start + a] = audio[b, :a].to(embeds.dtype)
         return embeds, attention_mask
 
     @torch.no_grad()
     def generate(self, features: torch.Tensor, frames: torch.Tensor, max_new_tokens: list[int],
-                 num_beams: int = 1) -> list[list[int]]:
+                 num_beams: int = 1, encoded: bool = False) -> list[list[int]]:
         """Token ids of each transcript (EOS excluded); row b stops at EOS or after max_new_tokens[b] tokens."""
-        embeds, attention_mask = self.prefix(features, frames)
+        with self.autocast():
+            return self._generate(features, frames, max_new_tokens, num_beams, encoded)
+
+    def _generate(self, features: torch.Tensor, frames: torch.Tensor, max_new_tokens: list[int], num_beams: int,
+                  encoded: bool) -> list[list[int]]:
+        embeds, attention_mask = self.prefix(features, frames, encoded)
         if num_beams > 1:
             return self._beam_search(embeds, attention_mask, max_new_tokens, num_beams)
         batch, device = embeds.shape[0], embeds.device

@@ -23,12 +23,20 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from speechllm.build import apply_selection, build_speech_llm, choose_trainable, trainable_state_dict
+from speechllm.build import (
+    apply_selection,
+    build_speech_llm,
+    cache_dir,
+    choose_trainable,
+    trainable_state_dict,
+)
 from speechllm.checkpoint import LATEST, load_checkpoint, save_checkpoint
 from speechllm.config import Config, save_config
-from speechllm.data import BucketBatchSampler, SpeechDataset, collate
+from speechllm.data import BucketBatchSampler, SpeechDataset, collate, tokenize
 from speechllm.evaluate import score_transcriber
+from speechllm.features import FeatureCache
 from speechllm.manifest import ManifestError, Utterance
+from speechllm.reliance import audio_reliance
 from speechllm.sources import load_tokenizer
 from speechllm.transcribe import transcribe_samples
 from speechllm.validate import check_manifest
@@ -77,25 +85,18 @@ def prepare_utterances(manifest: str | Path, tokenizer: Any, config: Config, sho
 
 def evaluate_dev(model: Any, loader: DataLoader, dev: list[Utterance], tokenizer: Any, logmel: Any,
                  config: Config, accelerator: Accelerator) -> dict[str, float]:
-    """Dev loss over the whole dev set and greedy WER over its first `train.eval_wer_utterances`."""
+    """Dev loss (with the true, shuffled and silent audio: `reliance.audio_reliance`) over the whole dev set on
+    all processes, and greedy WER over its first `train.eval_wer_utterances`."""
+    core = accelerator.unwrap_model(model)
+    reliance = audio_reliance(core, loader, accelerator.device, core.autocast,
+                              lambda totals: accelerator.reduce(totals, "sum"))
+    result = {f"dev_{key}" if key != "audio_gap" else "audio_gap": value for key, value in reliance.items()}
     model.eval()
-    total, tokens = 0.0, 0
-    with torch.no_grad():
-        for batch in loader:
-            if not batch.ids:
-                continue
-            batch.to(accelerator.device)
-            with accelerator.autocast():
-                loss, n = model(batch.features, batch.frames, batch.tokens)
-            total += float(loss) * int(n)
-            tokens += int(n)
-    result = {"dev_loss": total / max(tokens, 1)}
     subset = dev[: config.train.eval_wer_utterances]
     if subset and accelerator.is_main_process:
 
         def transcribe(audios: list) -> list[str]:
-            with accelerator.autocast():
-                return transcribe_samples(accelerator.unwrap_model(model), tokenizer, logmel, audios, config.decode)
+            return transcribe_samples(core, tokenizer, logmel, audios, config.decode)
 
         report, _ = score_transcriber(transcribe, subset)
         result["dev_wer"] = report["overall"]["wer"]
@@ -119,9 +120,8 @@ def train(config: Config, train_manifest: str | Path, output_dir: str | Path, de
         logger.info("resuming %s at step %d", output, state["step"])
     elif (output / LATEST).exists():
         raise TrainingError(f"{output} already holds a run; pass --resume to continue it or choose another --output")
-    mixed = config.train.mixed_precision
-    if mixed == "auto":
-        mixed = "bf16" if torch.cuda.is_available() else "no"
+    # Autocast is the model's own (`SpeechLLM.autocast`, from model.dtype); Accelerate adds loss scaling for fp16.
+    mixed = {"float16": "fp16"}.get(config.model.dtype, "no")
     # cpu=True where there is no GPU: `accelerate launch --multi_gpu --num_processes N` then runs N gloo processes
     accelerator = Accelerator(mixed_precision=mixed, cpu=not torch.cuda.is_available())
     set_seed(config.train.seed)
@@ -134,7 +134,8 @@ def train(config: Config, train_manifest: str | Path, output_dir: str | Path, de
     dev_set, dev_durations = prepare_utterances(dev_manifest, tokenizer, config, show) if dev_manifest else ([], [])
 
     # Model, tokenizer, features; the selection is computed once (main process first: it fills the kappa cache).
-    model, tokenizer, logmel = build_speech_llm(config.model, accelerator.device, seed=config.train.seed)
+    model, tokenizer, logmel = build_speech_llm(config.model, accelerator.device, seed=config.train.seed,
+                                                ctc=config.train.ctc_weight > 0)
     if state is None:
         with accelerator.main_process_first():
             selection = choose_trainable(model.llm, config.selection, config.model.llm,
@@ -149,16 +150,29 @@ def train(config: Config, train_manifest: str | Path, output_dir: str | Path, de
         save_config(config, output / "config.yaml")
         (output / "selection.json").write_text(json.dumps(selection, indent=1), encoding="utf-8")
 
+    # The frozen encoder's outputs, computed once per utterance and kept on disk (data.feature_cache).
+    cache, train_keys, dev_keys = None, None, None
+    if config.data.feature_cache:
+        cache = FeatureCache(config.data.feature_cache_dir or cache_dir() / "features", model.encoder)
+        train_keys, dev_keys = (cache.fill(utterances, logmel, config.train.batch_size, accelerator.process_index,
+                                           accelerator.num_processes, show) for utterances in (train_set, dev_set))
+        accelerator.wait_for_everyone()
+    # CTC classes: every token of the training transcripts (train.ctc_weight > 0).
+    ctc_vocab = None
+    if config.train.ctc_weight > 0:
+        ids = sorted({t for u in train_set for t in tokenize(tokenizer, u.text)})
+        ctc_vocab = torch.tensor(ids, dtype=torch.long, device=accelerator.device)
+
     # Batches of similar duration, sharded over processes; a sample that fails to load later is skipped, counted.
     sampler = BucketBatchSampler(durations, config.train.batch_size, config.train.seed,
                                  config.data.bucket_by_duration, accelerator.process_index, accelerator.num_processes)
-    loader = DataLoader(SpeechDataset(train_set, tokenizer, logmel), batch_sampler=sampler,
+    loader = DataLoader(SpeechDataset(train_set, tokenizer, logmel, cache, train_keys), batch_sampler=sampler,
                         collate_fn=collate, num_workers=config.data.num_workers)
     dev_loader = None
     if dev_set:
         dev_sampler = BucketBatchSampler(dev_durations, config.train.batch_size, 0, True,
                                          accelerator.process_index, accelerator.num_processes)
-        dev_loader = DataLoader(SpeechDataset(dev_set, tokenizer, logmel), collate_fn=collate,
+        dev_loader = DataLoader(SpeechDataset(dev_set, tokenizer, logmel, cache, dev_keys), collate_fn=collate,
                                 batch_sampler=dev_sampler.local_batches(0), num_workers=config.data.num_workers)
 
     # Optimizer: AdamW on the adaptor and the selected LLM tensors, each with its own learning rate.
@@ -168,6 +182,8 @@ def train(config: Config, train_manifest: str | Path, output_dir: str | Path, de
     optimizer = torch.optim.AdamW(groups, weight_decay=config.train.weight_decay,
                                   fused=accelerator.device.type == "cuda")
     peaks = [g["lr"] for g in groups]
+    starts = [0, config.train.adaptor_only_steps][: len(groups)]  # the step each group's schedule starts at
+    llm_trainable = [p for p in model.llm.parameters() if p.requires_grad]
     model, optimizer = accelerator.prepare(model, optimizer)
     trainable = [p for p in model.parameters() if p.requires_grad]
 
@@ -216,11 +232,14 @@ def train(config: Config, train_manifest: str | Path, output_dir: str | Path, de
     model.train()
     try:
         while step < config.train.max_steps and stop["signal"] is None:
-            factor = learning_rate_factor(step, config.train.warmup_steps, config.train.max_steps,
-                                          config.train.schedule, config.train.min_lr_ratio)
-            for group, peak in zip(optimizer.param_groups, peaks):
-                group["lr"] = peak * factor
-            step_loss, step_tokens, step_audio = 0.0, 0, 0.0
+            # The LLM's schedule starts after the adaptor-only steps (train.adaptor_only_steps).
+            llm_frozen = step < config.train.adaptor_only_steps
+            for group, peak, start in zip(optimizer.param_groups, peaks, starts):
+                group["lr"] = 0.0 if step < start else peak * learning_rate_factor(
+                    step - start, config.train.warmup_steps, config.train.max_steps - start, config.train.schedule,
+                    config.train.min_lr_ratio)
+            use_ctc = ctc_vocab is not None and (not config.train.ctc_steps or step < config.train.ctc_steps)
+            step_loss, step_tokens, step_audio, step_ctc = 0.0, 0, 0.0, 0.0
             for micro in range(config.train.grad_accum):
                 batch = next(batches)
                 consumed += 1
@@ -230,11 +249,15 @@ def train(config: Config, train_manifest: str | Path, output_dir: str | Path, de
                     continue  # some process has nothing left of this batch: all skip it together
                 batch.to(accelerator.device)
                 sync = micro == config.train.grad_accum - 1
-                with accelerator.no_sync(model) if not sync else nullcontext(), accelerator.autocast():
-                    loss, n_tokens = model(batch.features, batch.frames, batch.tokens)
+                with accelerator.no_sync(model) if not sync else nullcontext():
+                    loss, n_tokens, ctc = model(batch.features, batch.frames, batch.tokens, batch.encoded,
+                                                ctc_vocab if use_ctc else None)
                     # Token-weighted over the global batch: N processes give the gradient of one big batch.
                     global_tokens = accelerator.reduce(n_tokens.detach().float(), "sum")
                     scaled = loss * n_tokens / global_tokens * accelerator.num_processes / config.train.grad_accum
+                    if ctc is not None:
+                        scaled = scaled + config.train.ctc_weight * ctc / config.train.grad_accum
+                        step_ctc += float(ctc.detach()) / config.train.grad_accum
                     accelerator.backward(scaled)
                 step_loss += float(loss.detach()) * int(n_tokens)
                 step_tokens += int(n_tokens)
@@ -253,6 +276,9 @@ def train(config: Config, train_manifest: str | Path, output_dir: str | Path, de
                                         "learning rates or check the data. The last good checkpoint is kept.")
                 continue
             bad_in_a_row = 0
+            if llm_frozen:  # adaptor-only steps: the LLM tensors' gradients are dropped, Adam leaves them alone
+                for p in llm_trainable:
+                    p.grad = None
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
@@ -267,6 +293,8 @@ def train(config: Config, train_manifest: str | Path, output_dir: str | Path, de
                           "grad_norm": float(norm), "tokens_per_s": window["tokens"] / elapsed,
                           "audio_s_per_s": window["audio"] / elapsed,
                           "skipped_steps": skipped_steps, "skipped_samples": skipped_samples}
+                if use_ctc:
+                    record["ctc_loss"] = step_ctc
                 if torch.cuda.is_available():
                     record["memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
                 progress.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{record['lr_adaptor']:.1e}",

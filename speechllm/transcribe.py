@@ -28,7 +28,8 @@ def load_for_inference(checkpoint: str | Path, device: torch.device | str = "cpu
     weights, config, selection, _ = load_checkpoint(checkpoint)
     if overrides:  # e.g. decode.num_beams=4; model sources may be redirected to local copies
         config = load_config(None, overrides, base=config)
-    model, tokenizer, logmel = build_speech_llm(config.model, device, seed=config.train.seed)
+    model, tokenizer, logmel = build_speech_llm(config.model, device, seed=config.train.seed,
+                                                ctc=config.train.ctc_weight > 0)
     apply_selection(model, selection)  # LoRA adapters go back where training put them
     parameters = dict(model.named_parameters())
     unknown = sorted(set(weights) - set(parameters))

@@ -37,7 +37,7 @@ def test_loss_matches_transformers_own_shifted_loss(tiny_models):
     features = torch.randn(2, 80, 90)
     frames = torch.tensor([90, 61])
     texts = [[5, 6, 7], [8, 9]]
-    loss, n = model(features, frames, texts)
+    loss, n, _ = model(features, frames, texts)
     audio, lengths = model.encode(features, frames)
     embeds, mask, targets = model.build_inputs(audio, lengths, texts)
     # transformers shifts internally: its label at position p is the token *at* p (BOS/audio/pad ignored)

@@ -12,15 +12,15 @@ from tests.conftest import tiny_overrides
 
 
 def poison(monkeypatch, bad_calls):
-    original = SpeechLLM.forward
+    original = SpeechLLM.loss
     calls = {"n": 0}
 
-    def forward(self, *args, **kwargs):
+    def loss(self, *args, **kwargs):
         loss, n = original(self, *args, **kwargs)
         calls["n"] += 1
         return (loss * float("nan"), n) if calls["n"] in bad_calls else (loss, n)
 
-    monkeypatch.setattr(SpeechLLM, "forward", forward)
+    monkeypatch.setattr(SpeechLLM, "loss", loss)
 
 
 def args(tiny_models, tone_corpus, tmp_path, steps):

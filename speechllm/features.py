@@ -1,0 +1,81 @@
+"""A disk cache of the frozen encoder's outputs: the encoder runs once per utterance, not once per epoch.
+
+An entry is keyed by what determines it: a fingerprint of the encoder's weights, its mode and dtype (the folder)
+and the SHA-1 of the audio file's bytes (the file name). A changed file, another encoder or another mode gets
+another key, so an entry can never be stale. Entries are float16 arrays D, S (channels first, like log-mel
+features), written to a temporary name and renamed, so a killed run leaves no half-written entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from speechllm.audio import LogMel, load_audio
+from speechllm.data import pad_features
+from speechllm.encoder import AudioEncoder
+from speechllm.kappa import model_fingerprint
+from speechllm.manifest import Utterance
+
+logger = logging.getLogger(__name__)
+
+
+def file_digest(path: str | Path) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class FeatureCache:
+    """Encoder outputs on disk for one encoder (weights, mode, dtype)."""
+
+    def __init__(self, root: str | Path, encoder: AudioEncoder):
+        parameters = {n: p.detach() for n, p in encoder.whisper.named_parameters()}
+        dtype = str(next(iter(parameters.values())).dtype).removeprefix("torch.")
+        self.folder = Path(root) / f"{model_fingerprint(parameters)[:20]}-{encoder.mode}-{dtype}"
+        self.encoder = encoder
+
+    def path(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.npy"
+
+    def load(self, key: str) -> torch.Tensor:
+        """Encoder output of one utterance: D, S (float32)."""
+        return torch.from_numpy(np.load(self.path(key)).astype(np.float32))
+
+    def _store(self, key: str, encoded: torch.Tensor) -> None:
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as handle:
+            np.save(handle, encoded.detach().to(torch.float16).cpu().numpy())
+        os.replace(tmp, path)
+
+    @torch.no_grad()
+    def fill(self, utterances: Sequence[Utterance], logmel: LogMel, batch_size: int = 16, rank: int = 0,
+             world: int = 1, show_progress: bool = False) -> list[str]:
+        """Keys of all `utterances` (in order); encodes those missing from the cache (process `rank` of `world`
+        takes every world-th of them, so several processes share the work)."""
+        keys = [file_digest(u.audio) for u in utterances]
+        missing = sorted({k: u for k, u in zip(keys, utterances) if not self.path(k).is_file()}.items())
+        mine = missing[rank::world]
+        if mine:
+            logger.info("feature cache %s: encoding %d of %d utterances", self.folder, len(mine), len(utterances))
+        device = next(self.encoder.parameters()).device
+        mine.sort(key=lambda item: item[1].duration or 0.0)  # similar lengths together: less padding
+        for start in tqdm(range(0, len(mine), batch_size), disable=not show_progress, desc="caching encoder output",
+                          unit="batch"):
+            chunk = mine[start : start + batch_size]
+            features, frames = pad_features([logmel(load_audio(u.audio, u.where)) for _, u in chunk])  # B, M, T
+            encoded, lengths = self.encoder(features.to(device), frames.to(device))  # B, S, D
+            for (key, _), states, n in zip(chunk, encoded, lengths.tolist()):
+                self._store(key, states[:n].T)  # D, S
+        return keys

@@ -1,0 +1,62 @@
+"""Does the model listen? The loss of each transcript after its own audio, after another utterance's audio, and
+after silence.
+
+A model that has only learned the text prior scores the three alike; one that reads the audio loses much more
+with the wrong audio. `audio_gap` = loss with shuffled audio - loss with the true audio (nats per token) is the
+measure. Shuffling rolls the audio by one place inside each batch; batches hold utterances of similar duration,
+so the wrong audio is about as long as the right one and length alone gives nothing away.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
+
+import torch
+
+from speechllm.data import Batch
+from speechllm.model import SpeechLLM
+
+logger = logging.getLogger(__name__)
+
+# The log-mel value Whisper's feature extractor gives digital silence: (log10(1e-10) + 4) / 4.
+SILENCE_LOGMEL = -1.5
+
+
+@torch.no_grad()
+def audio_reliance(model: SpeechLLM, batches: Iterable[Batch], device: torch.device,
+                   autocast: Callable[[], AbstractContextManager] = nullcontext,
+                   reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
+    """{"loss", "loss_shuffled", "loss_silence", "audio_gap"}: token-weighted over all `batches`.
+
+    `reduce` sums the running totals over processes (each process passes its share of the batches).
+    """
+    was_training = model.training
+    model.eval()
+    # loss sums and token counts: true audio, shuffled audio, silence
+    totals = torch.zeros(6, dtype=torch.float64, device=device)
+    num_mel_bins = model.encoder.whisper.config.num_mel_bins
+    for batch in batches:
+        if not batch.ids:
+            continue
+        batch.to(device)
+        with autocast():
+            audio, lengths = model.encode(batch.features, batch.frames, batch.encoded)  # B, A, H
+            loss, n = model.loss(audio, lengths, batch.tokens)
+            totals[0:2] += torch.stack([loss.double() * n, n.double()])
+            if len(batch.ids) > 1:
+                other = torch.roll(torch.arange(len(batch.ids), device=device), 1)  # each text gets its neighbour's audio
+                loss, n = model.loss(audio[other], lengths[other], batch.tokens)
+                totals[2:4] += torch.stack([loss.double() * n, n.double()])
+            mel_frames = batch.frames * 2 if batch.encoded else batch.frames  # 2 mel frames per encoder frame
+            silence = torch.full((len(batch.ids), num_mel_bins, int(mel_frames.max())), SILENCE_LOGMEL,
+                                 device=device)  # B, M, T
+            audio, lengths = model.encode(silence, mel_frames)
+            loss, n = model.loss(audio, lengths, batch.tokens)
+            totals[4:6] += torch.stack([loss.double() * n, n.double()])
+    if reduce is not None:
+        totals = reduce(totals)
+    model.train(was_training)
+    true, shuffled, silent = (float(totals[i] / totals[i + 1].clamp(min=1)) for i in (0, 2, 4))
+    return {"loss": true, "loss_shuffled": shuffled, "loss_silence": silent, "audio_gap": shuffled - true}
