@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from speechllm.kappa import condition_number_matrix, condition_numbers
+from speechllm.kappa.condition import condition_number_matrix, condition_numbers
 
 LLAMA3_8B_SHAPES = {  # name: (d_out, d_in) per decoder layer
     "self_attn.q_proj": (4096, 4096),

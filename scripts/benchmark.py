@@ -21,9 +21,9 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM, WhisperConfig
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-from speechllm.adaptor import Adaptor
-from speechllm.encoder import AudioEncoder
-from speechllm.model import IGNORE, SpeechLLM
+from speechllm.model.adaptor import Adaptor
+from speechllm.model.encoder import AudioEncoder
+from speechllm.model.speech_llm import IGNORE, SpeechLLM
 
 SCALES = {
     "paper": {"whisper": dict(d_model=1280, encoder_layers=32, encoder_attention_heads=20, encoder_ffn_dim=5120),

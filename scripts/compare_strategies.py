@@ -22,8 +22,8 @@ from pathlib import Path
 from safetensors.torch import load_file
 
 from speechllm.config import load_config
-from speechllm.evaluate import evaluate_checkpoint
-from speechllm.train import train
+from speechllm.evaluation.evaluate import evaluate_checkpoint
+from speechllm.training.loop import train
 
 STRATEGIES = ("lowest", "highest", "random", "lora", "kappa-lora", "none", "all")
 

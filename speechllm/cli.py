@@ -30,9 +30,9 @@ def _device(name: str | None) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from speechllm.checkpoint import load_checkpoint
     from speechllm.config import load_config
-    from speechllm.train import train
+    from speechllm.model.checkpoint import load_checkpoint
+    from speechllm.training.loop import train
 
     if args.resume:
         _, saved, _, _ = load_checkpoint(args.output)
@@ -46,9 +46,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
-    from speechllm.transcribe import load_for_inference, transcribe_files
+    from speechllm.evaluation.transcribe import transcribe_files
+    from speechllm.model.checkpoint import load_trained
 
-    model, tokenizer, logmel, config = load_for_inference(args.checkpoint, _device(args.device), args.overrides)
+    model, tokenizer, logmel, config = load_trained(args.checkpoint, _device(args.device), args.overrides)
     texts, audio_seconds, seconds = transcribe_files(model, tokenizer, logmel, args.audio, config.decode,
                                                      show_progress=not args.quiet)
     for path, text in zip(args.audio, texts):
@@ -59,8 +60,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from speechllm.evaluate import evaluate_baseline, evaluate_checkpoint, write_report
-    from speechllm.metrics import format_table
+    from speechllm.evaluation.evaluate import evaluate_baseline, evaluate_checkpoint, write_report
+    from speechllm.evaluation.metrics import format_table
 
     if bool(args.checkpoint) == bool(args.baseline):
         print("error: evaluate needs exactly one of --checkpoint RUN or --baseline WHISPER_SOURCE", file=sys.stderr)
@@ -82,8 +83,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from speechllm.config import load_config
-    from speechllm.sources import load_tokenizer
-    from speechllm.validate import check_manifest, format_summary, summarize
+    from speechllm.data.validate import check_manifest, format_summary, summarize
+    from speechllm.model.sources import load_tokenizer
 
     config = load_config(args.config, args.overrides)
     tokenizer = None if args.no_tokenizer else load_tokenizer(config.model.tokenizer or config.model.llm)
@@ -99,15 +100,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_kappa(args: argparse.Namespace) -> int:
     import torch
 
-    from speechllm.build import default_kappa_cache
-    from speechllm.kappa_report import (
+    from speechllm.kappa.report import (
         format_kappa_report,
         kappa_table,
         plot_kappas,
         summarize_kappas,
         write_kappa_json,
     )
-    from speechllm.sources import load_llm, torch_dtype
+    from speechllm.kappa.trainable import default_kappa_cache
+    from speechllm.model.sources import load_llm, torch_dtype
 
     device = torch.device(_device(args.device))
     dtype = torch_dtype(args.dtype, device)  # the rule training uses, so both share one kappa cache
@@ -127,7 +128,7 @@ def cmd_kappa(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from speechllm.synth import build_corpus
+    from speechllm.data.synth import build_corpus
 
     manifests = build_corpus(args.out, args.languages.split(","), args.per_language, seed=args.seed,
                              noise_snr_db=args.noise_snr, show_progress=not args.quiet)
@@ -138,7 +139,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from speechllm.demo import run_demo
-    from speechllm.metrics import format_comparison, format_table
+    from speechllm.evaluation.metrics import format_comparison, format_table
 
     reports = run_demo(args.output, args.config, args.overrides, args.per_language,
                        "bundled:whisper-base" if args.baseline else None, _device(args.device),
@@ -244,12 +245,12 @@ def main(argv: list[str] | None = None) -> int:
                         datefmt="%H:%M:%S")
     for noisy in ("httpx", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from speechllm.audio import AudioError
-    from speechllm.checkpoint import CheckpointError
     from speechllm.config import ConfigError
-    from speechllm.manifest import ManifestError
-    from speechllm.sources import ModelSourceError
-    from speechllm.train import TrainingError
+    from speechllm.data.audio import AudioError
+    from speechllm.data.manifest import ManifestError
+    from speechllm.model.checkpoint import CheckpointError
+    from speechllm.model.sources import ModelSourceError
+    from speechllm.training.loop import TrainingError
 
     try:
         return args.func(args)

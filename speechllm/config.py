@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import types
 import typing
 from collections.abc import Sequence
@@ -16,6 +17,23 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+
+def cache_dir() -> Path:
+    """Converted bundled models, kappa caches and encoder features: $SPEECHLLM_CACHE or ~/.cache/speechllm."""
+    return Path(os.environ.get("SPEECHLLM_CACHE", Path.home() / ".cache" / "speechllm"))
+
+
+# Which LLM tensors train (selection.strategy), the one list of them:
+STRATEGIES = (
+    "lowest",  # the num_tensors (or num_params) lowest-kappa tensors: KappaTune, the paper
+    "highest",  # the highest-kappa ones: the paper's inverse control
+    "random",  # a seeded random choice under the same budget
+    "none",  # no LLM tensor: the adaptor alone
+    "all",  # every LLM tensor: full fine-tuning
+    "lora",  # LoRA adapters on every eligible matrix (rank from selection.lora_rank or num_params)
+    "kappa-lora",  # LoRA adapters on the num_tensors lowest-kappa matrices
+)
 
 
 class ConfigError(ValueError):
@@ -166,7 +184,7 @@ class Config:
 _CHOICES = {
     "model.encoder_mode": ("trim", "pad30"),
     "model.dtype": ("auto", "float32", "bfloat16", "float16"),
-    "selection.strategy": ("lowest", "highest", "random", "none", "all", "lora", "kappa-lora"),
+    "selection.strategy": STRATEGIES,
     "data.on_error": ("fail", "skip"),
     "train.schedule": ("cosine", "linear", "constant"),
 }

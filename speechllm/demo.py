@@ -11,13 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from speechllm.build import build_speech_llm
-from speechllm.checkpoint import LATEST
 from speechllm.config import load_config
-from speechllm.evaluate import evaluate_baseline, evaluate_checkpoint, evaluate_model
-from speechllm.manifest import read_manifest
-from speechllm.synth import build_corpus
-from speechllm.train import train
+from speechllm.data.manifest import read_manifest
+from speechllm.data.synth import build_corpus
+from speechllm.evaluation.evaluate import evaluate_baseline, evaluate_checkpoint, evaluate_model
+from speechllm.model.build import build_speech_llm
+from speechllm.model.checkpoint import LATEST
+from speechllm.training.loop import train
 
 logger = logging.getLogger(__name__)
 

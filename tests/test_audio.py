@@ -3,7 +3,7 @@ import pytest
 import soundfile
 import torch
 
-from speechllm.audio import AudioError, LogMel, load_audio, silence_value
+from speechllm.data.audio import AudioError, LogMel, load_audio, silence_value
 from tests.conftest import tone
 
 

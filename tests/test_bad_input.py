@@ -10,10 +10,10 @@ import torch
 from transformers import WhisperConfig
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-from speechllm.audio import LogMel, load_audio
-from speechllm.encoder import AudioEncoder, frames_to_encoder_length
-from speechllm.manifest import ManifestError
-from speechllm.validate import check_manifest
+from speechllm.data.audio import LogMel, load_audio
+from speechllm.data.manifest import ManifestError
+from speechllm.data.validate import check_manifest
+from speechllm.model.encoder import AudioEncoder, frames_to_encoder_length
 from tests.conftest import make_tokenizer, tone
 
 

@@ -1,4 +1,4 @@
-"""Tests for speechllm.bundled: the CTranslate2 reader and Whisper mapping on a tiny synthetic file (fast),
+"""Tests for speechllm.model.bundled: the CTranslate2 reader and Whisper mapping on a tiny synthetic file (fast),
 and the real pip-shipped models (slow)."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pytest
 import torch
 from transformers import WhisperConfig, WhisperForConditionalGeneration
 
-from speechllm import bundled
-from speechllm.bundled import (
+from speechllm.model import bundled
+from speechllm.model.bundled import (
     BUNDLED_MODELS,
     BundledModel,
     BundledModelError,
@@ -316,7 +316,7 @@ def test_whisper_base_converts_strictly(tmp_path: Path) -> None:
 def _transcribe(folder: Path, language: str, sentences: list[str]) -> list[str]:
     from transformers import WhisperFeatureExtractor, WhisperTokenizerFast
 
-    from speechllm.synth import synthesize
+    from speechllm.data.synth import synthesize
 
     model = WhisperForConditionalGeneration.from_pretrained(folder).eval()
     extractor = WhisperFeatureExtractor.from_pretrained(folder)
@@ -335,7 +335,7 @@ def _transcribe(folder: Path, language: str, sentences: list[str]) -> list[str]:
 def test_whisper_base_encoder_output_is_finite(whisper_base: Path) -> None:
     from transformers import WhisperFeatureExtractor
 
-    from speechllm.synth import synthesize
+    from speechllm.data.synth import synthesize
 
     model = WhisperForConditionalGeneration.from_pretrained(whisper_base).eval()
     audio = synthesize("The quick brown fox jumps over the lazy dog.")

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from speechllm.checkpoint import CheckpointError, find_checkpoint, load_checkpoint, save_checkpoint
 from speechllm.config import load_config
+from speechllm.model.checkpoint import CheckpointError, find_checkpoint, load_checkpoint, save_checkpoint
 
 
 def test_round_trip_and_replacement(tmp_path):
@@ -40,7 +40,7 @@ def test_missing_checkpoint_says_what_to_pass(tmp_path):
 
 
 def test_a_crash_during_a_write_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
-    import speechllm.checkpoint as checkpoint
+    import speechllm.model.checkpoint as checkpoint
 
     config = load_config()
     good = {"adaptor.w": torch.randn(8, 8)}

@@ -1,4 +1,4 @@
-from speechllm.data import BucketBatchSampler, max_new_tokens
+from speechllm.data.batching import BucketBatchSampler, max_new_tokens
 
 
 def take(sampler, n):

@@ -2,8 +2,8 @@ import torch
 from transformers import WhisperConfig
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-from speechllm.adaptor import Adaptor
-from speechllm.encoder import AudioEncoder, frames_to_encoder_length
+from speechllm.model.adaptor import Adaptor
+from speechllm.model.encoder import AudioEncoder, frames_to_encoder_length
 
 
 def make_encoder(mode: str = "trim") -> AudioEncoder:

@@ -4,11 +4,11 @@ import math
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from speechllm.forgetting import forgetting, heldout_sentences, perplexity
+from speechllm.evaluation.forgetting import forgetting, heldout_sentences, perplexity
 
 
 def test_heldout_text_is_real_and_disjoint_from_the_spoken_sentences():
-    from speechllm.synth import load_sentences
+    from speechllm.data.synth import load_sentences
 
     for language in ("en", "de"):
         heldout = heldout_sentences(language)

@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from speechllm import kappa
-from speechllm.kappa import (
+from speechllm.kappa import condition as kappa
+from speechllm.kappa.condition import (
     StaleKappaCacheError,
     condition_number_matrix,
     condition_numbers,

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import LlamaForCausalLM
 
-from speechllm.kappa_report import (
+from speechllm.kappa.report import (
     format_kappa_report,
     kappa_table,
     plot_kappas,
@@ -14,7 +14,7 @@ from speechllm.kappa_report import (
     summarize_kappas,
     write_kappa_json,
 )
-from speechllm.selection import select_tensors
+from speechllm.kappa.selection import select_tensors
 from tests.conftest import tiny_llama
 
 PLANTED = "model.layers.0.self_attn.q_proj.weight"  # 32 x 32

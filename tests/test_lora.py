@@ -3,11 +3,12 @@
 import pytest
 import torch
 
-from speechllm.build import apply_selection, build_speech_llm, choose_trainable
 from speechllm.config import ConfigError, load_config
-from speechllm.kappa import condition_numbers
-from speechllm.selection import eligible_tensor_names
-from speechllm.transcribe import load_for_inference
+from speechllm.kappa.condition import condition_numbers
+from speechllm.kappa.selection import eligible_tensor_names
+from speechllm.kappa.trainable import apply_selection, choose_trainable
+from speechllm.model.build import build_speech_llm
+from speechllm.model.checkpoint import load_trained
 from tests.conftest import tiny_overrides
 
 pytest.importorskip("peft")
@@ -55,7 +56,7 @@ def test_a_lora_run_trains_saves_and_loads_back(tiny_models, tone_corpus, tmp_pa
     assert main(["train", "--manifest", str(tone_corpus), "--config", "configs/tiny.yaml", "--output", str(run),
                  "--quiet", *tiny_overrides(*tiny_models), "selection.strategy=kappa-lora",
                  "selection.num_tensors=4", "selection.lora_rank=4", "train.max_steps=5"]) == 0
-    model, _, _, _ = load_for_inference(run)
+    model, _, _, _ = load_trained(run)
     from safetensors.torch import load_file
 
     saved = load_file(str(run / "checkpoint" / "trainable.safetensors"))

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from speechllm.manifest import ManifestError, read_manifest
+from speechllm.data.manifest import ManifestError, read_manifest
 
 
 def write(tmp_path: Path, lines: list, raw: bytes | None = None) -> Path:

@@ -3,8 +3,8 @@ import logging
 
 import pytest
 
-from speechllm import metrics
-from speechllm.metrics import (
+from speechllm.evaluation import metrics
+from speechllm.evaluation.metrics import (
     english_spelling_mapping,
     format_comparison,
     format_table,

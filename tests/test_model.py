@@ -2,9 +2,9 @@ from pathlib import Path
 
 import torch
 
-from speechllm.build import build_speech_llm
 from speechllm.config import load_config
-from speechllm.model import IGNORE
+from speechllm.model.build import build_speech_llm
+from speechllm.model.speech_llm import IGNORE
 from tests.conftest import tiny_overrides
 
 

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from speechllm.cli import main
-from speechllm.model import SpeechLLM
+from speechllm.model.speech_llm import SpeechLLM
 from tests.conftest import tiny_overrides
 
 

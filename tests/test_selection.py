@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from speechllm.selection import eligible_tensor_names, select_tensors
+from speechllm.kappa.selection import eligible_tensor_names, select_tensors
 from tests.conftest import tiny_llama
 
 PROJECTIONS = [

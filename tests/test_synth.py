@@ -10,7 +10,7 @@ import soundfile as sf
 
 pytest.importorskip("espeakng_loader", reason="speech synthesis needs pip install espeakng-loader")
 
-from speechllm import synth  # noqa: E402
+from speechllm.data import synth  # noqa: E402
 
 FIELDS = {"id", "audio", "text", "language", "duration", "voice"}
 
@@ -123,7 +123,7 @@ def test_sentences_spoken_as_silence_are_skipped(tmp_path, monkeypatch, caplog):
         "Time to go home.",
     ]
     monkeypatch.setattr(synth, "load_sentences", lambda language: sentences)
-    with caplog.at_level(logging.WARNING, logger="speechllm.synth"):
+    with caplog.at_level(logging.WARNING, logger="speechllm.data.synth"):
         manifests = synth.build_corpus(
             tmp_path, languages=("en",), utterances_per_language=6, workers=1, show_progress=False
         )

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from speechllm.validate import FIRST_PROBLEMS, check_manifest, format_summary, summarize
+from speechllm.data.validate import FIRST_PROBLEMS, check_manifest, format_summary, summarize
 from tests.conftest import make_tokenizer, tone
 
 MAX_TOKENS = 20
@@ -120,7 +120,7 @@ def test_format_summary_names_every_kind_and_line(mixed):
 def test_clean_manifest_reports_no_problems(tmp_path, caplog):
     soundfile.write(tmp_path / "a.wav", tone([300.0], 1.0), 16_000)
     manifest = write_lines(tmp_path / "m.jsonl", [{"audio": "a.wav", "text": "fine"}])
-    with caplog.at_level(logging.INFO, logger="speechllm.validate"):
+    with caplog.at_level(logging.INFO, logger="speechllm.data.validate"):
         result = check_manifest(manifest)
     assert not result.problems and len(result.utterances) == 1
     assert "1 usable utterances" in caplog.text

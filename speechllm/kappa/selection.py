@@ -89,7 +89,7 @@ def select_tensors(
         raise ValueError(f"no size given for eligible tensors {missing}")
     nan = sorted(n for n, k in kappas.items() if math.isnan(k))
     if nan:
-        raise ValueError(f"condition numbers are NaN for {nan}; recompute them (speechllm.kappa)")
+        raise ValueError(f"condition numbers are NaN for {nan}; recompute them (speechllm.kappa.condition)")
     order = _strategy_order(kappas, strategy, seed)
 
     if num_tensors is not None:

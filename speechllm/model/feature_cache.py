@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from speechllm.audio import LogMel, load_audio
-from speechllm.data import pad_features
-from speechllm.encoder import AudioEncoder
-from speechllm.kappa import model_fingerprint
-from speechllm.manifest import Utterance
+from speechllm.data.audio import LogMel, load_audio
+from speechllm.data.batching import pad_features
+from speechllm.data.manifest import Utterance
+from speechllm.kappa.condition import model_fingerprint
+from speechllm.model.encoder import AudioEncoder
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from speechllm.kappa import load_or_compute_kappas
-from speechllm.selection import eligible_tensor_names
+from speechllm.kappa.condition import load_or_compute_kappas
+from speechllm.kappa.selection import eligible_tensor_names
 
 logger = logging.getLogger(__name__)
 

@@ -12,34 +12,12 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from speechllm.audio import SAMPLE_RATE, LogMel, load_audio
-from speechllm.build import apply_selection, build_speech_llm
-from speechllm.checkpoint import load_checkpoint
-from speechllm.config import Config, DecodeConfig, load_config
-from speechllm.data import max_new_tokens, pad_features
-from speechllm.model import SpeechLLM
+from speechllm.config import DecodeConfig
+from speechllm.data.audio import SAMPLE_RATE, LogMel, load_audio
+from speechllm.data.batching import max_new_tokens, pad_features
+from speechllm.model.speech_llm import SpeechLLM
 
 logger = logging.getLogger(__name__)
-
-
-def load_for_inference(checkpoint: str | Path, device: torch.device | str = "cpu", overrides: Sequence[str] = ()
-                       ) -> tuple[SpeechLLM, PreTrainedTokenizerBase, LogMel, Config]:
-    """Rebuild the model from a run's resolved config and put the trained tensors back."""
-    weights, config, selection, _ = load_checkpoint(checkpoint)
-    if overrides:  # e.g. decode.num_beams=4; model sources may be redirected to local copies
-        config = load_config(None, overrides, base=config)
-    model, tokenizer, logmel = build_speech_llm(config.model, device, seed=config.train.seed,
-                                                ctc=config.train.ctc_weight > 0)
-    apply_selection(model, selection)  # LoRA adapters go back where training put them
-    parameters = dict(model.named_parameters())
-    unknown = sorted(set(weights) - set(parameters))
-    if unknown:
-        raise ValueError(f"checkpoint tensors not in the model: {unknown[:5]}; was it trained with another config?")
-    with torch.no_grad():
-        for name, tensor in weights.items():
-            parameters[name].copy_(tensor.to(parameters[name].dtype))
-    model.eval()
-    return model, tokenizer, logmel, config
 
 
 @torch.no_grad()

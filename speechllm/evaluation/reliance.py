@@ -15,8 +15,8 @@ from contextlib import AbstractContextManager, nullcontext
 
 import torch
 
-from speechllm.data import Batch
-from speechllm.model import SpeechLLM
+from speechllm.data.batching import Batch
+from speechllm.model.speech_llm import SpeechLLM
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import torch
 from torch.utils.data import Dataset, Sampler
 from transformers import PreTrainedTokenizerBase
 
-from speechllm.audio import SAMPLE_RATE, AudioError, LogMel, load_audio
-from speechllm.manifest import Utterance
+from speechllm.data.audio import SAMPLE_RATE, AudioError, LogMel, load_audio
+from speechllm.data.manifest import Utterance
 
 logger = logging.getLogger(__name__)
 

@@ -1,99 +1,23 @@
-"""Configuration in, parts out: the model, its tokenizer and features, and the exact set of trainable tensors."""
+"""Which tensors train: the selection record of a run (KappaTune's lowest-kappa tensors, the controls, or LoRA
+adapters) and the one function that sets, logs and returns the exact trainable set."""
 
 from __future__ import annotations
 
 import logging
-import math
-import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from transformers import PreTrainedTokenizerBase
 
-from speechllm.adaptor import Adaptor
-from speechllm.audio import LogMel
-from speechllm.config import ConfigError, ModelConfig, SelectionConfig
-from speechllm.encoder import AudioEncoder
-from speechllm.model import SpeechLLM
-from speechllm.sources import load_llm, load_tokenizer, load_whisper_encoder, torch_dtype
+from speechllm.config import ConfigError, SelectionConfig, cache_dir
+from speechllm.kappa.condition import load_or_compute_kappas
+from speechllm.kappa.selection import eligible_tensor_names, select_tensors
+
+if TYPE_CHECKING:
+    from speechllm.model.speech_llm import SpeechLLM
 
 logger = logging.getLogger(__name__)
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("SPEECHLLM_CACHE", Path.home() / ".cache" / "speechllm"))
-
-
-def special_token_ids(tokenizer: PreTrainedTokenizerBase, config: ModelConfig) -> tuple[int, int, int]:
-    """(bos, eos, pad) ids; the config may name other tokens than the tokenizer's own."""
-
-    def token_id(name: str | None, default: int | None, what: str) -> int:
-        if name is None:
-            if default is None:
-                raise ConfigError(f"the tokenizer has no {what} token; set model.{what}_token to one of its tokens")
-            return default
-        vocab = tokenizer.get_vocab()
-        if name not in vocab:
-            raise ConfigError(f"model.{what}_token={name!r} is not a token of this tokenizer; special tokens it "
-                              f"has: {', '.join(tokenizer.all_special_tokens)}")
-        return int(vocab[name])
-
-    bos = token_id(config.bos_token, tokenizer.bos_token_id, "bos")
-    eos = token_id(config.eos_token, tokenizer.eos_token_id, "eos")
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    return bos, eos, int(pad)
-
-
-def prompt_ids(tokenizer: PreTrainedTokenizerBase, template: str, bos_id: int) -> tuple[list[int], list[int]]:
-    """`model.prompt` -> token ids before and after the audio; "{bos}" becomes `bos_id`."""
-    if template.count("{audio}") != 1:
-        raise ConfigError(f"model.prompt must contain {{audio}} exactly once (where the audio goes), got {template!r}")
-
-    def ids(text: str) -> list[int]:
-        pieces = text.split("{bos}")
-        out: list[int] = []
-        for i, piece in enumerate(pieces):
-            if i:
-                out.append(bos_id)
-            if piece:
-                out += tokenizer(piece, add_special_tokens=False)["input_ids"]
-        return out
-
-    before, after = template.split("{audio}")
-    after_ids = ids(after)
-    if not after_ids:
-        raise ConfigError(f"model.prompt={template!r} has nothing after {{audio}}; at least one token must follow "
-                          "the audio (the paper's layout is \"{audio}{bos}\")")
-    return ids(before), after_ids
-
-
-def build_speech_llm(config: ModelConfig, device: torch.device | str = "cpu", seed: int = 0, ctc: bool = False
-                     ) -> tuple[SpeechLLM, PreTrainedTokenizerBase, LogMel]:
-    """Load the encoder and the LLM, build a fresh adaptor (seeded; with a CTC head if `ctc`), all frozen until
-    `set_trainable`."""
-    device = torch.device(device)
-    dtype = torch_dtype(config.dtype, device)
-    whisper = load_whisper_encoder(config.encoder, dtype)
-    llm = load_llm(config.llm, dtype, config.attn_implementation)
-    tokenizer = load_tokenizer(config.tokenizer or config.llm)
-    llm.requires_grad_(False)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        adaptor = Adaptor(whisper.config.d_model, llm.config.hidden_size, config.adaptor_subsample,
-                          config.adaptor_layers, config.adaptor_heads, config.adaptor_dropout, ctc)
-        embeddings = llm.get_input_embeddings().weight
-        rms = float(embeddings.float().pow(2).mean().sqrt())
-        adaptor.output_scale.data.fill_(rms)
-        if adaptor.ctc is not None:  # a frame equal to a token's embedding starts with logit ~10 for that token
-            adaptor.ctc.log_scale.data.fill_(math.log(10.0 / (rms**2 * embeddings.shape[1])))
-    bos, eos, pad = special_token_ids(tokenizer, config)
-    before, after = prompt_ids(tokenizer, config.prompt, bos)
-    model = SpeechLLM(AudioEncoder(whisper, config.encoder_mode), adaptor, llm, bos, eos, pad, before, after,
-                      compute_dtype=dtype).to(device)
-    logger.info("encoder %s (%d mel bins, mode %s), LLM %s, dtype %s", config.encoder, whisper.config.num_mel_bins,
-                config.encoder_mode, config.llm, dtype)
-    return model, tokenizer, LogMel(whisper.config.num_mel_bins)
 
 
 def default_kappa_cache(llm_source: str, dtype: torch.dtype) -> Path:
@@ -105,9 +29,6 @@ def default_kappa_cache(llm_source: str, dtype: torch.dtype) -> Path:
 def select_llm_tensors(llm: torch.nn.Module, config: SelectionConfig, llm_source: str,
                        show_progress: bool = False) -> list[str]:
     """Algorithm 1: the names (as `llm.named_parameters()` gives them) of the LLM tensors to unfreeze."""
-    from speechllm.kappa import load_or_compute_kappas
-    from speechllm.selection import eligible_tensor_names, select_tensors
-
     if config.strategy == "none":
         return []
     if config.strategy == "all":
@@ -133,8 +54,6 @@ def choose_trainable(llm: torch.nn.Module, config: SelectionConfig, llm_source: 
     """
     if config.strategy not in ("lora", "kappa-lora"):
         return {"llm_tensors": select_llm_tensors(llm, config, llm_source, show_progress)}
-    from speechllm.selection import eligible_tensor_names
-
     names = eligible_tensor_names(llm, include_embeddings=False)
     if config.strategy == "kappa-lora":
         lowest = SelectionConfig(**{**config.__dict__, "strategy": "lowest", "num_params": None,

@@ -12,11 +12,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from speechllm.audio import SAMPLE_RATE, load_audio
 from speechllm.config import DecodeConfig
-from speechllm.manifest import Utterance, read_manifest
-from speechllm.metrics import per_utterance, score
-from speechllm.transcribe import load_for_inference, transcribe_samples
+from speechllm.data.audio import SAMPLE_RATE, load_audio
+from speechllm.data.manifest import Utterance, read_manifest
+from speechllm.evaluation.metrics import per_utterance, score
+from speechllm.evaluation.transcribe import transcribe_samples
+from speechllm.model.checkpoint import load_trained
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +48,12 @@ def evaluate_checkpoint(checkpoint: str | Path, manifest: str | Path, device: to
                         overrides: Sequence[str] = (), show_progress: bool = False,
                         measure_forgetting: bool = False) -> Report:
     """A trained run on a manifest; with `measure_forgetting`, also `report["forgetting"]` (delta_ppl per language)."""
-    model, tokenizer, logmel, config = load_for_inference(checkpoint, device, overrides)
+    model, tokenizer, logmel, config = load_trained(checkpoint, device, overrides)
     utterances = read_manifest(manifest)
     report, predictions = evaluate_model(model, tokenizer, logmel, config.decode, utterances, show_progress)
     if measure_forgetting:
-        from speechllm.forgetting import forgetting
-        from speechllm.sources import load_llm, torch_dtype
+        from speechllm.evaluation.forgetting import forgetting
+        from speechllm.model.sources import load_llm, torch_dtype
 
         base = load_llm(config.model.llm, torch_dtype(config.model.dtype, torch.device(device)),
                         config.model.attn_implementation).to(device)
@@ -64,7 +65,7 @@ def evaluate_checkpoint(checkpoint: str | Path, manifest: str | Path, device: to
 def evaluate_baseline(source: str, manifest: str | Path, device: torch.device | str = "cpu", batch_size: int = 8,
                       show_progress: bool = False) -> Report:
     """Whisper's own decoder (any Whisper source) on a manifest, scored the same way."""
-    from speechllm.baseline import whisper_transcribe
+    from speechllm.evaluation.baseline import whisper_transcribe
 
     utterances = read_manifest(manifest)
     languages = [u.language for u in utterances]

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-from speechllm.audio import FRAMES_PER_WINDOW, silence_value
+from speechllm.data.audio import FRAMES_PER_WINDOW, silence_value
 
 
 def encoder_output_length(frames: torch.Tensor) -> torch.Tensor:

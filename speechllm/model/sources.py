@@ -27,7 +27,7 @@ class ModelSourceError(RuntimeError):
 def resolve_source(source: str) -> str:
     """`bundled:NAME` -> converted local folder; an existing folder stays; anything else is a hub id."""
     if source.startswith("bundled:"):
-        from speechllm.bundled import resolve_bundled
+        from speechllm.model.bundled import resolve_bundled
 
         return str(resolve_bundled(source))
     return str(Path(source).expanduser()) if Path(source).expanduser().exists() else source

@@ -16,9 +16,9 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from speechllm.audio import SAMPLE_RATE, AudioError, load_audio
-from speechllm.data import tokenize
-from speechllm.manifest import ManifestError, Utterance, read_manifest
+from speechllm.data.audio import SAMPLE_RATE, AudioError, load_audio
+from speechllm.data.batching import tokenize
+from speechllm.data.manifest import ManifestError, Utterance, read_manifest
 
 logger = logging.getLogger(__name__)
 

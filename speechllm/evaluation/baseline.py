@@ -10,8 +10,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperTokenizerFast
 
-from speechllm.audio import SAMPLE_RATE
-from speechllm.sources import load_from_source
+from speechllm.data.audio import SAMPLE_RATE
+from speechllm.model.sources import load_from_source
 
 logger = logging.getLogger(__name__)
 

@@ -12,13 +12,19 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+from transformers import PreTrainedTokenizerBase
 
 from speechllm.config import Config, load_config, save_config
+from speechllm.data.audio import LogMel
+from speechllm.kappa.trainable import apply_selection
+from speechllm.model.build import build_speech_llm
+from speechllm.model.speech_llm import SpeechLLM
 
 logger = logging.getLogger(__name__)
 
@@ -110,3 +116,31 @@ def load_checkpoint(path: str | Path, with_state: bool = False
             raise CheckpointError(f"{folder} holds no trainer state; it cannot be resumed (only used for inference)")
         state = torch.load(folder / STATE, map_location="cpu", weights_only=False)
     return weights, config, selection, state
+
+
+def load_trained(checkpoint: str | Path, device: torch.device | str = "cpu", overrides: Sequence[str] = ()
+                 ) -> tuple[SpeechLLM, PreTrainedTokenizerBase, LogMel, Config]:
+    """Rebuild the model from a run's resolved config and put the trained tensors back (for inference)."""
+    weights, config, selection, _ = load_checkpoint(checkpoint)
+    if overrides:  # e.g. decode.num_beams=4; model sources may be redirected to local copies
+        config = load_config(None, overrides, base=config)
+    model, tokenizer, logmel = build_speech_llm(config.model, device, seed=config.train.seed,
+                                                ctc=config.train.ctc_weight > 0)
+    restore_trained(model, selection, weights)
+    model.eval()
+    return model, tokenizer, logmel, config
+
+
+def restore_trained(model: SpeechLLM, selection: dict[str, Any], weights: dict[str, torch.Tensor]) -> None:
+    """Make a freshly built model the trained one: the run's selection (LoRA adapters go back where training
+    put them; the same tensors become trainable float32 masters), then the saved tensors. Resume and inference
+    both come through here."""
+    apply_selection(model, selection)
+    parameters = dict(model.named_parameters())
+    unknown = sorted(set(weights) - set(parameters))
+    if unknown:
+        raise CheckpointError(f"checkpoint tensors not in the model: {unknown[:5]}; was it trained with another "
+                              "model or selection? Rebuild with the run's own config.yaml")
+    with torch.no_grad():
+        for name, tensor in weights.items():
+            parameters[name].copy_(tensor.to(parameters[name].dtype))

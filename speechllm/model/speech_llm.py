@@ -15,8 +15,8 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from speechllm.adaptor import Adaptor
-from speechllm.encoder import AudioEncoder
+from speechllm.model.adaptor import Adaptor
+from speechllm.model.encoder import AudioEncoder
 
 IGNORE = -100
 

@@ -23,23 +23,18 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from speechllm.build import (
-    apply_selection,
-    build_speech_llm,
-    cache_dir,
-    choose_trainable,
-    trainable_state_dict,
-)
-from speechllm.checkpoint import LATEST, load_checkpoint, save_checkpoint
-from speechllm.config import Config, save_config
-from speechllm.data import BucketBatchSampler, SpeechDataset, collate, tokenize
-from speechllm.evaluate import score_transcriber
-from speechllm.features import FeatureCache
-from speechllm.manifest import ManifestError, Utterance
-from speechllm.reliance import audio_reliance
-from speechllm.sources import load_tokenizer
-from speechllm.transcribe import transcribe_samples
-from speechllm.validate import check_manifest
+from speechllm.config import Config, cache_dir, save_config
+from speechllm.data.batching import BucketBatchSampler, SpeechDataset, collate, tokenize
+from speechllm.data.manifest import ManifestError, Utterance
+from speechllm.data.validate import check_manifest
+from speechllm.evaluation.evaluate import score_transcriber
+from speechllm.evaluation.reliance import audio_reliance
+from speechllm.evaluation.transcribe import transcribe_samples
+from speechllm.kappa.trainable import apply_selection, choose_trainable, trainable_state_dict
+from speechllm.model.build import build_speech_llm
+from speechllm.model.checkpoint import LATEST, load_checkpoint, save_checkpoint
+from speechllm.model.feature_cache import FeatureCache
+from speechllm.model.sources import load_tokenizer
 
 logger = logging.getLogger(__name__)
 
