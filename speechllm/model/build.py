@@ -61,15 +61,16 @@ def prompt_ids(tokenizer: PreTrainedTokenizerBase, template: str, bos_id: int) -
     return ids(before), after_ids
 
 
-def build_speech_llm(config: ModelConfig, device: torch.device | str = "cpu", seed: int = 0, ctc: bool = False
+def build_speech_llm(config: ModelConfig, device: torch.device | str = "cpu", seed: int = 0, ctc: bool = False,
+                     tokenizer: PreTrainedTokenizerBase | None = None
                      ) -> tuple[SpeechLLM, PreTrainedTokenizerBase, LogMel]:
-    """Load the encoder and the LLM, build a fresh adaptor (seeded; with a CTC head if `ctc`), all frozen until
-    `set_trainable`."""
+    """Load the encoder and the LLM (and the tokenizer unless given), build a fresh adaptor (seeded; with a CTC
+    head if `ctc`), all frozen until `set_trainable`."""
     device = torch.device(device)
     dtype = torch_dtype(config.dtype, device)
     whisper = load_whisper_encoder(config.encoder, dtype)
     llm = load_llm(config.llm, dtype, config.attn_implementation)
-    tokenizer = load_tokenizer(config.tokenizer or config.llm)
+    tokenizer = tokenizer or load_tokenizer(config.tokenizer or config.llm)
     llm.requires_grad_(False)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

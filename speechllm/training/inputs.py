@@ -1,0 +1,89 @@
+"""Training data in: every manifest checked before the first step, the encoder-output cache filled, batches of
+similar duration sharded over processes."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from torch.utils.data import DataLoader
+
+from speechllm.config import Config, cache_dir
+from speechllm.data.audio import LogMel
+from speechllm.data.batching import BucketBatchSampler, SpeechDataset, collate, tokenize
+from speechllm.data.manifest import ManifestError, Utterance
+from speechllm.data.validate import check_manifest
+from speechllm.model.encoder import AudioEncoder
+from speechllm.model.feature_cache import FeatureCache
+from speechllm.training.state import TrainingError
+
+logger = logging.getLogger(__name__)
+
+
+def prepare_utterances(manifest: str | Path, tokenizer: Any, config: Config, show_progress: bool = False
+                       ) -> tuple[list[Utterance], list[float]]:
+    """Check a whole manifest before the first step: every line parsed, every file decoded, every transcript measured.
+
+    on_error=fail stops here on the first problem (naming file and line), so no bad sample can stop training
+    mid-epoch; on_error=skip drops the bad lines and logs how many.
+    """
+    result = check_manifest(manifest, tokenizer, config.data.max_text_tokens, workers=max(1, config.data.num_workers),
+                            show_progress=show_progress)
+    if result.problems:
+        if config.data.on_error == "fail":
+            more = f" (and {len(result.problems) - 1} more; `speechllm validate --manifest {manifest}` lists them)" \
+                if len(result.problems) > 1 else ""
+            raise ManifestError(result.problems[0].path, result.problems[0].line,
+                                result.problems[0].reason + more + "; or set data.on_error=skip to leave bad lines out",
+                                result.problems[0].kind)
+        kinds = Counter(p.kind for p in result.problems)
+        logger.warning("%s: skipped %d bad lines (on_error=skip): %s", manifest, len(result.problems),
+                       ", ".join(f"{k} {n}" for k, n in kinds.items()))
+    if not result.utterances:
+        raise TrainingError(f"{manifest}: no usable utterance")
+    return result.utterances, result.durations
+
+
+@dataclass
+class Inputs:
+    sampler: BucketBatchSampler  # endless, resumable order of the training batches
+    loader: DataLoader
+    dev: list[Utterance]  # the dev utterances (empty without a dev manifest)
+    dev_loader: DataLoader | None  # this process's share of the dev set
+    ctc_vocab: torch.Tensor | None  # classes of the auxiliary CTC loss (train.ctc_weight > 0)
+
+
+def make_inputs(config: Config, train: tuple[list[Utterance], list[float]],
+                dev: tuple[list[Utterance], list[float]], tokenizer: Any, logmel: LogMel, encoder: AudioEncoder,
+                accelerator: Accelerator, show_progress: bool) -> Inputs:
+    """Loaders for checked utterances (with their decoded durations); fills the feature cache first if it is on."""
+    (train_set, durations), (dev_set, dev_durations) = train, dev
+    rank, world = accelerator.process_index, accelerator.num_processes
+    cache, train_keys, dev_keys = None, None, None
+    if config.data.feature_cache:  # the frozen encoder runs once per utterance, not once per epoch
+        cache = FeatureCache(config.data.feature_cache_dir or cache_dir() / "features", encoder)
+        train_keys, dev_keys = (cache.fill(utterances, logmel, config.train.batch_size, rank, world, show_progress)
+                                for utterances in (train_set, dev_set))
+        accelerator.wait_for_everyone()
+    # Batches of similar duration, sharded over processes; a sample that fails to load later is skipped, counted.
+    sampler = BucketBatchSampler(durations, config.train.batch_size, config.train.seed,
+                                 config.data.bucket_by_duration, rank, world)
+    loader = DataLoader(SpeechDataset(train_set, tokenizer, logmel, cache, train_keys), batch_sampler=sampler,
+                        collate_fn=collate, num_workers=config.data.num_workers)
+    dev_loader = None
+    if dev_set:
+        # whole batches, formed as one process would form them, dealt out round-robin: every dev score (the
+        # shuffled-audio loss pairs utterances inside a batch) is the same whatever the number of processes
+        dev_batches = BucketBatchSampler(dev_durations, config.train.batch_size).local_batches(0)[rank::world]
+        dev_loader = DataLoader(SpeechDataset(dev_set, tokenizer, logmel, cache, dev_keys), collate_fn=collate,
+                                batch_sampler=dev_batches, num_workers=config.data.num_workers)
+    ctc_vocab = None
+    if config.train.ctc_weight > 0:  # every token of the training transcripts, sorted
+        ids = sorted({t for u in train_set for t in tokenize(tokenizer, u.text)})
+        ctc_vocab = torch.tensor(ids, dtype=torch.long, device=accelerator.device)
+    return Inputs(sampler, loader, dev_set, dev_loader, ctc_vocab)
