@@ -27,6 +27,7 @@ from speechllm.config import Config, cache_dir, save_config
 from speechllm.data.batching import BucketBatchSampler, SpeechDataset, collate, tokenize
 from speechllm.data.manifest import ManifestError, Utterance
 from speechllm.data.validate import check_manifest
+from speechllm.errors import TrainingError
 from speechllm.evaluation.evaluate import score_transcriber
 from speechllm.evaluation.reliance import audio_reliance
 from speechllm.evaluation.transcribe import transcribe_samples
@@ -37,10 +38,6 @@ from speechllm.model.feature_cache import FeatureCache
 from speechllm.model.sources import load_tokenizer
 
 logger = logging.getLogger(__name__)
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (bad data under on_error=fail, repeated non-finite losses, ...)."""
 
 
 def learning_rate_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: float) -> float:
