@@ -283,8 +283,7 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = (), b
         try:
             values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (yaml.YAMLError, UnicodeDecodeError) as error:
-            detail = " ".join(str(error).split())
-            raise ConfigError(f"{path}: not a valid YAML text file ({detail}); see configs/ for examples") from None
+            raise ConfigError(f"{path}: not a valid YAML text file ({error}); see configs/ for examples") from None
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections (model:, train:, ...)")
         _apply(config, values, "", str(path))
