@@ -18,11 +18,14 @@ import time
 from datetime import date
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, WhisperConfig
+from tokenizers import Tokenizer, models
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, WhisperConfig
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-from speechllm.model.adaptor import Adaptor
-from speechllm.model.encoder import AudioEncoder
+from speechllm.config import ModelConfig, SelectionConfig
+from speechllm.kappa.selection import eligible_tensor_names
+from speechllm.kappa.trainable import select_llm_tensors, set_trainable
+from speechllm.model.build import assemble_speech_llm
 from speechllm.model.speech_llm import IGNORE, SpeechLLM
 
 SCALES = {
@@ -35,24 +38,31 @@ SCALES = {
 }
 
 
+def special_tokens_only() -> PreTrainedTokenizerFast:
+    """A tokenizer of the special tokens the random models use (pad 0, BOS 1, EOS 2): all the prompt needs."""
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3}
+    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="<unk>")),
+                                   pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+
+
 def build(scale: str, device: torch.device, dtype: torch.dtype, mode: str, tensors: int, seed: int = 0) -> SpeechLLM:
+    """Random Whisper encoder and Llama of `scale`, put together and made trainable the way training does it
+    (`assemble_speech_llm`, then `set_trainable` on `tensors` randomly chosen eligible LLM tensors)."""
     spec = SCALES[scale]
     torch.manual_seed(seed)
     with torch.device(device):
         whisper = WhisperEncoder(WhisperConfig(num_mel_bins=80, max_source_positions=1500, **spec["whisper"]))
         llm = LlamaForCausalLM(LlamaConfig(max_position_embeddings=4096, bos_token_id=1, eos_token_id=2,
                                            attn_implementation="sdpa", **spec["llama"]))
-        adaptor = Adaptor(whisper.config.d_model, llm.config.hidden_size, 4, 2, spec["heads"], 0.0)
     whisper.to(dtype)
     llm.to(dtype)
-    model = SpeechLLM(AudioEncoder(whisper, mode), adaptor, llm, bos_id=1, eos_id=2, pad_id=0)
-    model.requires_grad_(False)
-    adaptor.requires_grad_(True)
-    eligible = [n for n, p in llm.named_parameters() if p.ndim == 2 and "embed" not in n and "lm_head" not in n]
-    chosen = torch.randperm(len(eligible), generator=torch.Generator().manual_seed(seed))[:tensors].tolist()
-    parameters = dict(llm.named_parameters())
-    for i in chosen:
-        parameters[eligible[i]].requires_grad_(True)
+    config = ModelConfig(encoder=f"random {scale} Whisper", llm=f"random {scale} Llama", encoder_mode=mode,
+                         adaptor_heads=spec["heads"], adaptor_dropout=0.0,
+                         dtype=str(dtype).removeprefix("torch."))
+    model = assemble_speech_llm(whisper, llm, special_tokens_only(), config, device, seed)
+    tensors = min(tensors, len(eligible_tensor_names(llm)))  # the toy model has 14
+    selection = SelectionConfig(strategy="random" if tensors else "none", num_tensors=tensors or None, seed=seed)
+    set_trainable(model, select_llm_tensors(llm, selection, config.llm))
     return model
 
 

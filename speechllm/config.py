@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from speechllm.errors import ConfigError
 
 
 def cache_dir() -> Path:
@@ -34,10 +37,6 @@ STRATEGIES = (
     "lora",  # LoRA adapters on every eligible matrix (rank from selection.lora_rank or num_params)
     "kappa-lora",  # LoRA adapters on the num_tensors lowest-kappa matrices
 )
-
-
-class ConfigError(ValueError):
-    """A configuration file or override is wrong; the message says which key and how to fix it."""
 
 
 @dataclass
@@ -188,6 +187,25 @@ _CHOICES = {
     "data.on_error": ("fail", "skip"),
     "train.schedule": ("cosine", "linear", "constant"),
 }
+# Allowed ranges of numeric settings: at least 1, at least 0, above 0, and two fractions. Null budgets pass.
+_AT_LEAST_1 = ("model.adaptor_subsample model.adaptor_heads selection.num_tensors selection.num_params "
+               "selection.lora_rank data.max_text_tokens train.batch_size train.grad_accum train.log_every "
+               "train.max_bad_steps decode.num_beams decode.batch_size").split()
+_AT_LEAST_0 = ("model.adaptor_layers data.num_workers train.max_steps train.lr_adaptor train.lr_llm train.weight_decay "
+               "train.warmup_steps train.grad_clip train.eval_every train.eval_wer_utterances train.save_every "
+               "train.adaptor_only_steps train.ctc_weight train.ctc_steps decode.extra_tokens").split()
+_RANGES = {**dict.fromkeys(_AT_LEAST_1, (1, math.inf, "at least 1")),
+           **dict.fromkeys(_AT_LEAST_0, (0, math.inf, "at least 0")),
+           **dict.fromkeys(("selection.lora_alpha", "decode.tokens_per_second"), (1e-12, math.inf, "above 0")),
+           "model.adaptor_dropout": (0, 0.999, "at least 0 and below 1"), "train.min_lr_ratio": (0, 1, "in [0, 1]")}
+
+
+def _check_range(full: str, value: Any, source: str) -> None:
+    if full not in _RANGES or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    low, high, text = _RANGES[full]
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ConfigError(f"{source}: {full} must be {text}, got {value!r}")
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
@@ -238,6 +256,7 @@ def _apply(section: Any, values: dict[str, Any], prefix: str, source: str) -> No
         value = _coerce(value, hints[key], f"{source}: {full}")
         if full in _CHOICES and value not in _CHOICES[full]:
             raise ConfigError(f"{source}: {full} must be one of {', '.join(_CHOICES[full])}, got {value!r}")
+        _check_range(full, value, source)
         setattr(section, key, value)
 
 
@@ -246,7 +265,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"override '{text}' must look like section.key=value, e.g. train.max_steps=100")
     key, raw = text.split("=", 1)
-    value = yaml.safe_load(raw) if raw.strip() else None
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        raise ConfigError(f"override '{text}': the value is not valid YAML; quote it, e.g. key='[a'") from None
     return key.strip().split("."), value
 
 
@@ -256,11 +278,12 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = (), b
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist; see configs/ for the shipped ones")
+            what = "is a folder, not a YAML file" if path.is_dir() else "does not exist"
+            raise ConfigError(f"config file {path} {what}; see configs/ for the shipped ones")
         try:
             values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path}: not valid YAML: {error}") from error
+        except (yaml.YAMLError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{path}: not a valid YAML text file ({error}); see configs/ for examples") from None
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections (model:, train:, ...)")
         _apply(config, values, "", str(path))

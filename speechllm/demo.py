@@ -17,6 +17,7 @@ from speechllm.data.synth import build_corpus
 from speechllm.evaluation.evaluate import evaluate_baseline, evaluate_checkpoint, evaluate_model
 from speechllm.model.build import build_speech_llm
 from speechllm.model.checkpoint import LATEST
+from speechllm.model.sources import check_model_sources, check_source
 from speechllm.training.loop import train
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,10 @@ def run_demo(output: str | Path = "demo", config_path: str | Path = "configs/off
     Training keeps the utterances up to `max_train_seconds` (short ones teach fastest on a CPU); the test splits
     are kept whole.
     """
+    config = load_config(config_path, overrides)  # settings and models checked before minutes of synthesis
+    check_model_sources(config.model)
+    if baseline:
+        check_source(baseline, "Whisper model")
     output = Path(output)
     corpus_dir = output / "corpus"
     splits = ("train", "dev", "test", "test_unseen_voices")
@@ -43,7 +48,6 @@ def run_demo(output: str | Path = "demo", config_path: str | Path = "configs/off
              if json.loads(x)["duration"] <= max_train_seconds]
     short.write_text("".join(x + "\n" for x in lines), encoding="utf-8")
     logger.info("training on the %d utterances of at most %g s", len(lines), max_train_seconds)
-    config = load_config(config_path, overrides)
     reports: dict[str, dict[str, Any]] = {}
 
     logger.info("scoring the untrained model (random adaptor) on the test split")

@@ -57,6 +57,17 @@ def tiny_llama(seed: int = 0, tie: bool = False) -> LlamaForCausalLM:
                                         tie_word_embeddings=tie))
 
 
+@pytest.fixture(autouse=True)
+def no_hub(monkeypatch: pytest.MonkeyPatch):
+    """No test reaches the model hub: a hub id fails at once with the offline error, as on a machine without one."""
+    from speechllm.model.sources import hub_unreachable_reason
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub_unreachable_reason.cache_clear()
+    yield
+    hub_unreachable_reason.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return make_tiny_models(tmp_path_factory.mktemp("tiny"))

@@ -1,4 +1,4 @@
-"""Tests for speechllm.model.bundled: the CTranslate2 reader and Whisper mapping on a tiny synthetic file (fast),
+"""Tests for speechllm.model.bundled and .ctranslate2: the CTranslate2 reader and Whisper mapping on a tiny synthetic file (fast),
 and the real pip-shipped models (slow)."""
 
 from __future__ import annotations
@@ -20,10 +20,12 @@ from speechllm.model.bundled import (
     BUNDLED_MODELS,
     BundledModel,
     BundledModelError,
-    ctranslate2_to_hf_whisper,
     is_bundled,
-    read_ctranslate2,
     resolve_bundled,
+)
+from speechllm.model.ctranslate2 import (
+    ctranslate2_to_hf_whisper,
+    read_ctranslate2,
     whisper_config_from_ctranslate2,
 )
 

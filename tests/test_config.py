@@ -49,3 +49,34 @@ def test_none_is_a_strategy_name_and_null_for_numbers():
     config = load_config(None, ["selection.strategy=none", "selection.num_tensors=None", "model.tokenizer=null"])
     assert config.selection.strategy == "none" and config.selection.num_tensors is None
     assert config.model.tokenizer is None
+
+
+@pytest.mark.parametrize("override, words", [
+    ("train.batch_size=0", "train.batch_size must be at least 1, got 0"),
+    ("train.log_every=0", "train.log_every must be at least 1"),
+    ("train.lr_llm=-1e-5", "train.lr_llm must be at least 0"),
+    ("decode.tokens_per_second=0", "decode.tokens_per_second must be above 0"),
+    ("model.adaptor_dropout=1", "model.adaptor_dropout must be at least 0 and below 1"),
+    ("train.min_lr_ratio=2", r"train.min_lr_ratio must be in \[0, 1\]"),
+    ("train.lr_adaptor=.nan", "train.lr_adaptor must be in|must be at least 0"),
+    ("selection.num_tensors=0", "selection.num_tensors must be at least 1"),
+])
+def test_numbers_out_of_range_are_refused_with_the_range(override, words):
+    with pytest.raises(ConfigError, match=words):
+        load_config(None, [override])
+
+
+def test_every_shipped_config_is_in_range():
+    for path in Path("configs").glob("*.yaml"):
+        load_config(path)
+    assert load_config(None, ["selection.num_params=null", "train.max_steps=0"]).train.max_steps == 0
+
+
+def test_unreadable_values_and_files_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not valid YAML; quote it"):
+        load_config(None, ["train.lr_llm=["])
+    (tmp_path / "audio.yaml").write_bytes(b"RIFF\x80\x81\x00binary")
+    with pytest.raises(ConfigError, match="not a valid YAML text file"):
+        load_config(tmp_path / "audio.yaml")
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_config(tmp_path)

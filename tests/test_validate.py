@@ -155,3 +155,49 @@ def test_first_problems_are_capped(tmp_path):
     assert len(summary["first_problems"]) == FIRST_PROBLEMS
     text = format_summary(summary, manifest)
     assert f"first {FIRST_PROBLEMS} problems:" in text and f"{manifest}:21:" not in text
+
+
+def test_transcripts_implausible_for_their_audio_are_flagged(tmp_path):
+    soundfile.write(tmp_path / "blip.wav", tone([300.0], 0.05), 16_000)
+    soundfile.write(tmp_path / "long.wav", tone([300.0], 12.0), 16_000)
+    soundfile.write(tmp_path / "ok.wav", tone([300.0], 1.5), 16_000)
+    twelve_words = "one two three four five six seven eight nine ten eleven twelve"
+    manifest = write_lines(tmp_path / "m.jsonl", [
+        {"audio": "ok.wav", "text": "good morning to you"},  # 1: about 11 letters a second
+        {"audio": "blip.wav", "text": twelve_words},  # 2: 240 words a second
+        {"audio": "long.wav", "text": "a"},  # 3: one letter for 12 s
+        {"audio": "blip.wav", "text": "hm"},  # 4: a tightly cut short word is fine
+        {"audio": "long.wav", "text": "yes, well"},  # 5: a few words with a long pause is fine
+    ])
+    result = check_manifest(manifest, plausibility=True)
+    assert [(p.line, p.kind) for p in result.problems] == [(2, "implausible_length"), (3, "implausible_length")]
+    assert str(result.problems[0]).startswith(f"{manifest}:2: transcript has 12 words")
+    assert "words/s" in result.problems[0].reason and "wrong line" in result.problems[0].reason
+    assert "1 letter for 12.0 s of audio" in result.problems[1].reason
+    assert [u.line for u in result.utterances] == [1, 4, 5]
+    assert not check_manifest(manifest).problems  # training's check leaves the heuristic out
+
+
+def test_validate_without_a_hub_names_every_bad_line_and_says_why_the_length_check_was_skipped(mixed, capsys):
+    """No --config: the default tokenizer is a hub id, and this machine (HF_HUB_OFFLINE) has no hub."""
+    from speechllm.cli import main
+
+    summary_path = mixed.parent / "summary.json"
+    assert main(["validate", "--manifest", str(mixed), "--quiet", "--json", str(summary_path)]) == 1
+    out = capsys.readouterr().out
+    for line, kind in EXPECTED:
+        if kind != "text_too_long":
+            assert f"{mixed}:{line}:" in out and kind in out
+    assert "check text_too_long skipped: cannot load the tokenizer 'meta-llama/Llama-3.1-8B-Instruct'" in out
+    summary = json.loads(summary_path.read_text())
+    assert "HF_HUB_OFFLINE" in summary["skipped_checks"]["text_too_long"]
+    assert "text_too_long" not in summary["problems"]
+
+
+def test_validate_with_a_local_tokenizer_measures_transcripts(mixed, tiny_models, capsys):
+    from speechllm.cli import main
+
+    assert main(["validate", "--manifest", str(mixed), "--quiet", f"model.llm={tiny_models[1]}",
+                 f"data.max_text_tokens={MAX_TOKENS}"]) == 1
+    out = capsys.readouterr().out
+    assert f"{mixed}:15:" in out and "text_too_long" in out and "skipped" not in out

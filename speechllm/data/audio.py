@@ -16,6 +16,8 @@ import soundfile
 import torch
 from transformers import WhisperFeatureExtractor
 
+from speechllm.errors import DataError
+
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
@@ -24,7 +26,7 @@ FRAMES_PER_WINDOW = 3000  # Whisper's 30 s window in mel frames
 MIN_SAMPLES = 2 * HOP_LENGTH  # shorter audio gives no encoder frame worth having
 
 
-class AudioError(ValueError):
+class AudioError(DataError):
     """An audio file cannot be used; the message names the file and what to do; `kind` classifies it."""
 
     def __init__(self, message: str, kind: str = "unreadable"):
@@ -36,8 +38,9 @@ def load_audio(path: str | Path, where: str | None = None) -> np.ndarray:
     """Read `path` as float32 mono at 16 kHz. `where` (e.g. `manifest.jsonl:12`) is added to error messages."""
     label = f"{where}: {path}" if where else str(path)
     if not Path(path).is_file():
+        fix = "fix the 'audio' path or remove the line" if where else "check the path"
         raise AudioError(f"{label}: audio file not found" + (" (it is a folder)" if Path(path).is_dir() else "")
-                         + "; fix the 'audio' path or remove the line", "missing_file")
+                         + f"; {fix}", "missing_file")
     try:
         samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, ValueError) as error:

@@ -14,6 +14,7 @@ from transformers import PreTrainedTokenizerBase
 
 from speechllm.data.audio import SAMPLE_RATE, AudioError, LogMel, load_audio
 from speechllm.data.manifest import Utterance
+from speechllm.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +30,6 @@ class Example:
     id: str
     features: torch.Tensor | None  # M, T (None: the sample was bad and is skipped)
     tokens: list[int]
-    language: str
-    text: str
     seconds: float
     error: str | None = None
     encoded: bool = False  # features are cached encoder states (D_enc, S), not log-mel frames
@@ -58,12 +57,12 @@ class SpeechDataset(Dataset):
         tokens = tokenize(self.tokenizer, u.text)
         if self.cache is not None:
             encoded = self.cache.load(self.cache_keys[index])  # D_enc, S: 20 ms a frame
-            return Example(index, u.id, encoded, tokens, u.language, u.text, encoded.shape[-1] * 0.02, encoded=True)
+            return Example(index, u.id, encoded, tokens, encoded.shape[-1] * 0.02, encoded=True)
         try:
             samples = load_audio(u.audio, u.where)
         except AudioError as error:  # checked before training; a file that went bad since is skipped, not fatal
-            return Example(index, u.id, None, tokens, u.language, u.text, 0.0, str(error))
-        return Example(index, u.id, self.logmel(samples), tokens, u.language, u.text, len(samples) / SAMPLE_RATE)
+            return Example(index, u.id, None, tokens, 0.0, str(error))
+        return Example(index, u.id, self.logmel(samples), tokens, len(samples) / SAMPLE_RATE)
 
 
 @dataclass
@@ -72,8 +71,6 @@ class Batch:
     frames: torch.Tensor  # B real mel frames
     tokens: list[list[int]]
     ids: list[str]
-    languages: list[str]
-    texts: list[str]
     seconds: float
     skipped: list[str]
     encoded: bool = False  # features: B, D_enc, S cached encoder states with frames = S (see SpeechDataset)
@@ -98,11 +95,10 @@ def collate(examples: list[Example]) -> Batch | None:
         logger.warning("skipping a bad sample: %s", error)
     examples = [e for e in examples if e.features is not None]
     if not examples:
-        return Batch(torch.zeros(0, 1, 1), torch.zeros(0, dtype=torch.long), [], [], [], [], 0.0, skipped)
+        return Batch(torch.zeros(0, 1, 1), torch.zeros(0, dtype=torch.long), [], [], 0.0, skipped)
     features, frames = pad_features([e.features for e in examples])
     return Batch(features, frames, [e.tokens for e in examples], [e.id for e in examples],
-                 [e.language for e in examples], [e.text for e in examples], sum(e.seconds for e in examples), skipped,
-                 examples[0].encoded)
+                 sum(e.seconds for e in examples), skipped, examples[0].encoded)
 
 
 class BucketBatchSampler(Sampler[list[int]]):
@@ -117,7 +113,7 @@ class BucketBatchSampler(Sampler[list[int]]):
     def __init__(self, durations: Sequence[float], batch_size: int, seed: int = 0, bucket: bool = True,
                  rank: int = 0, world: int = 1, pool: int = 50):
         if batch_size < 1:
-            raise ValueError("train.batch_size must be at least 1")
+            raise ConfigError(f"train.batch_size must be at least 1, got {batch_size}")
         self.durations = list(durations)
         self.batch_size, self.seed, self.bucket, self.pool = batch_size, seed, bucket, pool
         self.rank, self.world = rank, world

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from speechllm.errors import DataError
+
 _LANGUAGE = re.compile(r"^[a-z]{2}$")
 
 
-class ManifestError(ValueError):
+class ManifestError(DataError):
     """A manifest line is wrong. `path`, `line` (1-based, 0 = whole file) and `kind` say where and what."""
 
     def __init__(self, path: str | Path, line: int, message: str, kind: str = "invalid"):
@@ -90,6 +92,16 @@ def _parse_line(path: Path, number: int, raw: bytes, check_audio_exists: bool) -
     return Utterance(uid, audio, item["text"].strip(), language, duration, path, number, extra)
 
 
+def manifest_file(path: str | Path) -> Path:
+    """`path` as a Path if it is a file; otherwise the ManifestError (kind not_a_file) that says what it is."""
+    path = Path(path)
+    if path.is_dir():
+        raise ManifestError(path, 0, "is a folder; pass the .jsonl manifest file inside it", "not_a_file")
+    if not path.is_file():
+        raise ManifestError(path, 0, "manifest file does not exist", "not_a_file")
+    return path
+
+
 def read_manifest(path: str | Path, check_audio_exists: bool = True,
                   problems: list[ManifestError] | None = None) -> list[Utterance]:
     """Read and validate a manifest.
@@ -97,11 +109,7 @@ def read_manifest(path: str | Path, check_audio_exists: bool = True,
     Without `problems` the first bad line raises `ManifestError`; with a list, every bad line is appended to it
     and left out, so a caller can report them all (`speechllm validate`) or skip them (`data.on_error=skip`).
     """
-    path = Path(path)
-    if path.is_dir():
-        raise ManifestError(path, 0, "is a folder; pass the .jsonl manifest file inside it", "not_a_file")
-    if not path.is_file():
-        raise ManifestError(path, 0, "manifest file does not exist", "not_a_file")
+    path = manifest_file(path)
     utterances: list[Utterance] = []
     first_line: dict[str, int] = {}
     for number, raw in enumerate(path.read_bytes().removeprefix(b"\xef\xbb\xbf").splitlines(), start=1):

@@ -18,6 +18,7 @@ from speechllm.data.manifest import Utterance, read_manifest
 from speechllm.evaluation.metrics import per_utterance, score
 from speechllm.evaluation.transcribe import transcribe_samples
 from speechllm.model.checkpoint import load_trained
+from speechllm.model.sources import check_source, load_llm, torch_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -48,16 +49,17 @@ def evaluate_checkpoint(checkpoint: str | Path, manifest: str | Path, device: to
                         overrides: Sequence[str] = (), show_progress: bool = False,
                         measure_forgetting: bool = False) -> Report:
     """A trained run on a manifest; with `measure_forgetting`, also `report["forgetting"]` (delta_ppl per language)."""
+    from speechllm.evaluation.forgetting import check_heldout, forgetting
+
+    utterances = read_manifest(manifest)  # a bad line or a missing file stops here, before any model loads
+    languages = sorted({u.language for u in utterances})
+    if measure_forgetting:
+        check_heldout(languages)
     model, tokenizer, logmel, config = load_trained(checkpoint, device, overrides)
-    utterances = read_manifest(manifest)
     report, predictions = evaluate_model(model, tokenizer, logmel, config.decode, utterances, show_progress)
     if measure_forgetting:
-        from speechllm.evaluation.forgetting import forgetting
-        from speechllm.model.sources import load_llm, torch_dtype
-
         base = load_llm(config.model.llm, torch_dtype(config.model.dtype, torch.device(device)),
                         config.model.attn_implementation).to(device)
-        languages = sorted({u.language for u in utterances})
         report["forgetting"] = forgetting(base, model.llm, tokenizer, model.bos_id, languages)
     return report, predictions
 
@@ -67,6 +69,7 @@ def evaluate_baseline(source: str, manifest: str | Path, device: torch.device | 
     """Whisper's own decoder (any Whisper source) on a manifest, scored the same way."""
     from speechllm.evaluation.baseline import whisper_transcribe
 
+    check_source(source, "Whisper model")
     utterances = read_manifest(manifest)
     languages = [u.language for u in utterances]
     return score_transcriber(lambda audios: whisper_transcribe(source, audios, languages, device, batch_size,

@@ -14,13 +14,29 @@ from importlib import resources
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from speechllm.errors import DataError
+
 logger = logging.getLogger(__name__)
 
 
+def heldout_languages() -> list[str]:
+    """Languages with held-out text (speechllm/resources/heldout/<language>.txt)."""
+    folder = resources.files("speechllm") / "resources" / "heldout"
+    return sorted(p.name.removesuffix(".txt") for p in folder.iterdir() if p.name.endswith(".txt"))
+
+
+def check_heldout(languages: Sequence[str]) -> None:
+    """Fail before any model loads when `forgetting` would find no held-out text for a language."""
+    missing = sorted(set(languages) - set(heldout_languages()))
+    if missing:
+        raise DataError(f"--forgetting has no held-out text for language {', '.join(missing)} (it has "
+                        f"{', '.join(heldout_languages())}); leave out --forgetting or add "
+                        "speechllm/resources/heldout/<language>.txt")
+
+
 def heldout_sentences(language: str, limit: int | None = None) -> list[str]:
+    check_heldout([language])
     path = resources.files("speechllm") / "resources" / "heldout" / f"{language}.txt"
-    if not path.is_file():
-        raise ValueError(f"no held-out text for language {language!r} (speechllm/resources/heldout/)")
     lines = [x.strip() for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
     return lines[:limit] if limit else lines
 

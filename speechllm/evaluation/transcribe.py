@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,7 +11,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from speechllm.config import DecodeConfig
-from speechllm.data.audio import SAMPLE_RATE, LogMel, load_audio
+from speechllm.data.audio import SAMPLE_RATE, LogMel
 from speechllm.data.batching import max_new_tokens, pad_features
 from speechllm.model.speech_llm import SpeechLLM
 
@@ -40,13 +38,3 @@ def transcribe_samples(model: SpeechLLM, tokenizer: PreTrainedTokenizerBase, log
             texts[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
     model.train(was_training)
     return texts
-
-
-def transcribe_files(model: SpeechLLM, tokenizer: PreTrainedTokenizerBase, logmel: LogMel,
-                     paths: Sequence[str | Path], decode: DecodeConfig, show_progress: bool = False
-                     ) -> tuple[list[str], float, float]:
-    """(transcripts, audio seconds, decoding seconds) for audio files."""
-    audios = [load_audio(p) for p in paths]
-    start = time.perf_counter()
-    texts = transcribe_samples(model, tokenizer, logmel, audios, decode, show_progress)
-    return texts, sum(len(a) for a in audios) / SAMPLE_RATE, time.perf_counter() - start

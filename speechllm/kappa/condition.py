@@ -32,6 +32,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from speechllm.errors import SelectionError
+
 logger = logging.getLogger(__name__)
 
 TARGET_RTOL = 1e-6  # relative accuracy of kappa we promise against a float64 SVD, up to kappa = 1e6
@@ -41,7 +43,7 @@ _EPS = torch.finfo(torch.float64).eps
 _FINGERPRINT_VERSION = "speechllm-kappa-v1"  # bump when the kappa computation changes
 
 
-class StaleKappaCacheError(ValueError):
+class StaleKappaCacheError(SelectionError):
     """A kappa cache file does not belong to the model it is asked about."""
 
 
@@ -99,7 +101,8 @@ def _chunk_kappas(
     finite = torch.isfinite(buf).flatten(1).all(dim=1).tolist()
     if not all(finite):
         bad = [name for name, ok in zip(names, finite, strict=True) if not ok]
-        raise ValueError(f"tensors with NaN or inf values have no condition number: {bad}")
+        raise SelectionError(f"tensors with NaN or inf values have no condition number: {bad}; the model's "
+                             "weights are broken: check the model source")
     x = buf if m >= n else buf.mT  # B, p, q with p >= q
     eig = torch.linalg.eigvalsh(x.mT @ x)  # B, q, q -> B, q (ascending)
     s_max = eig[:, -1].clamp(min=0).sqrt().tolist()
@@ -202,7 +205,7 @@ def _read_cache(path: Path) -> tuple[str, dict[str, float]]:
         data = json.loads(path.read_text())
         kappas = {k: float(v) for k, v in data["kappas"].items()}
         return str(data["fingerprint"]), kappas
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
         raise StaleKappaCacheError(
             f"{path} is not a kappa cache ({err!r}); delete it or set another cache path"
         ) from None

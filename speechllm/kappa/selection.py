@@ -9,6 +9,8 @@ from collections.abc import Mapping
 
 import torch
 
+from speechllm.errors import SelectionError
+
 logger = logging.getLogger(__name__)
 
 STRATEGIES = ("lowest", "highest", "random")
@@ -81,42 +83,45 @@ def select_tensors(
         The chosen names, in strategy order (ties between equal kappas broken by name).
     """
     if strategy not in STRATEGIES:
-        raise ValueError(f"unknown selection strategy {strategy!r}; choose one of {list(STRATEGIES)}")
+        raise SelectionError(f"unknown selection strategy {strategy!r}; choose one of {list(STRATEGIES)}")
     if (num_tensors is None) == (num_params is None):
-        raise ValueError("give exactly one selection budget: num_tensors or num_params")
+        raise SelectionError("give exactly one selection budget: num_tensors or num_params (set the other to null)")
     missing = sorted(set(kappas) - set(sizes))
     if missing:
         raise ValueError(f"no size given for eligible tensors {missing}")
     nan = sorted(n for n, k in kappas.items() if math.isnan(k))
     if nan:
-        raise ValueError(f"condition numbers are NaN for {nan}; recompute them (speechllm.kappa.condition)")
+        raise SelectionError(f"condition numbers are NaN for {nan}; recompute them (speechllm.kappa.condition)")
     order = _strategy_order(kappas, strategy, seed)
-
     if num_tensors is not None:
         if not 1 <= num_tensors <= len(order):
-            raise ValueError(
+            raise SelectionError(
                 f"num_tensors={num_tensors} but {len(order)} tensors are eligible (need 1..{len(order)})"
             )
         chosen = order[:num_tensors]
     else:
-        total = sum(sizes[n] for n in order)
-        if not 1 <= num_params <= total:
-            raise ValueError(
-                f"num_params={num_params} but the {len(order)} eligible tensors hold {total} parameters "
-                f"(need 1..{total})"
-            )
-        chosen, used = [], 0
-        for name in order:
-            if used + sizes[name] <= num_params:
-                chosen.append(name)
-                used += sizes[name]
-        if not chosen:
-            smallest = min(sizes[n] for n in order)
-            raise ValueError(
-                f"num_params={num_params} is smaller than the smallest eligible tensor ({smallest})"
-            )
+        chosen = _within_params(order, sizes, num_params)
     logger.info(
         "selected %d of %d tensors (%s kappa, %d parameters)",
         len(chosen), len(order), strategy, sum(sizes[n] for n in chosen),
     )  # fmt: skip
+    return chosen
+
+
+def _within_params(order: list[str], sizes: Mapping[str, int], num_params: int) -> list[str]:
+    """Walk `order` and take each tensor that still fits in `num_params` parameters."""
+    total = sum(sizes[n] for n in order)
+    if not 1 <= num_params <= total:
+        raise SelectionError(
+            f"num_params={num_params} but the {len(order)} eligible tensors hold {total} parameters "
+            f"(need 1..{total})"
+        )
+    chosen, used = [], 0
+    for name in order:
+        if used + sizes[name] <= num_params:
+            chosen.append(name)
+            used += sizes[name]
+    if not chosen:
+        smallest = min(sizes[n] for n in order)
+        raise SelectionError(f"num_params={num_params} is smaller than the smallest eligible tensor ({smallest})")
     return chosen

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from speechllm.config import ConfigError, SelectionConfig, cache_dir
+from speechllm.config import SelectionConfig, cache_dir
+from speechllm.errors import ConfigError, SelectionError
 from speechllm.kappa.condition import load_or_compute_kappas
 from speechllm.kappa.selection import eligible_tensor_names, select_tensors
 
@@ -24,6 +25,14 @@ def default_kappa_cache(llm_source: str, dtype: torch.dtype) -> Path:
     """One cache per model source and weight dtype (kappas of bfloat16 weights differ from float32 ones)."""
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", llm_source).strip("_")
     return cache_dir() / "kappa" / f"{name}.{str(dtype).removeprefix('torch.')}.json"
+
+
+def check_selection(config: SelectionConfig) -> None:
+    """The budget the strategy needs, checked before any model loads (select_tensors checks it against the model)."""
+    if config.strategy in ("lowest", "highest", "random") and (config.num_tensors is None) == (config.num_params is None):
+        raise SelectionError(f"selection.strategy={config.strategy} needs exactly one budget, got selection.num_tensors="
+                             f"{config.num_tensors} and selection.num_params={config.num_params}; set one of them to "
+                             "null (e.g. selection.num_tensors=null selection.num_params=1000000)")
 
 
 def select_llm_tensors(llm: torch.nn.Module, config: SelectionConfig, llm_source: str,
@@ -52,6 +61,7 @@ def choose_trainable(llm: torch.nn.Module, config: SelectionConfig, llm_source: 
     kappa-lora places adapters on the `num_tensors` lowest-kappa matrices (all eligible ones for plain lora); with
     `num_params` the rank is the largest whose adapters stay within that many parameters.
     """
+    check_selection(config)
     if config.strategy not in ("lora", "kappa-lora"):
         return {"llm_tensors": select_llm_tensors(llm, config, llm_source, show_progress)}
     names = eligible_tensor_names(llm, include_embeddings=False)
@@ -92,7 +102,8 @@ def set_trainable(model: SpeechLLM, llm_tensors: list[str]) -> list[str]:
     llm_parameters = dict(model.llm.named_parameters())
     missing = [name for name in llm_tensors if name not in llm_parameters]
     if missing:
-        raise ValueError(f"selected tensors not in the LLM: {missing[:5]}; was the selection made for another model?")
+        raise SelectionError(f"selected tensors not in the LLM: {missing[:5]}; was the selection made for another "
+                             "model?")
     for name in llm_tensors:
         llm_parameters[name].requires_grad_(True)
     for p in model.parameters():  # float32 master values for everything trained, whatever the frozen dtype

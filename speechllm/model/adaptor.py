@@ -12,6 +12,8 @@ import math
 import torch
 from torch import nn
 
+from speechllm.errors import ConfigError
+
 
 def sinusoidal_positions(length: int, dim: int, device: torch.device | None = None) -> torch.Tensor:
     """Transformer sine/cosine positional encoding: length, dim."""
@@ -64,7 +66,7 @@ class Adaptor(nn.Module):
                  dropout: float = 0.1, ctc: bool = False):
         super().__init__()
         if llm_dim % heads:
-            raise ValueError(f"adaptor heads ({heads}) must divide the LLM hidden size ({llm_dim}); "
+            raise ConfigError(f"model.adaptor_heads={heads} must divide the LLM hidden size ({llm_dim}); "
                              "set model.adaptor_heads to a divisor")
         self.subsample = subsample
         self.projection = nn.Linear(encoder_dim * subsample, llm_dim)

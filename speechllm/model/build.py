@@ -6,7 +6,8 @@ import logging
 import math
 
 import torch
-from transformers import PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from speechllm.config import ConfigError, ModelConfig
 from speechllm.data.audio import LogMel
@@ -71,6 +72,17 @@ def build_speech_llm(config: ModelConfig, device: torch.device | str = "cpu", se
     whisper = load_whisper_encoder(config.encoder, dtype)
     llm = load_llm(config.llm, dtype, config.attn_implementation)
     tokenizer = tokenizer or load_tokenizer(config.tokenizer or config.llm)
+    return assemble_speech_llm(whisper, llm, tokenizer, config, device, seed, ctc), tokenizer, \
+        LogMel(whisper.config.num_mel_bins)
+
+
+def assemble_speech_llm(whisper: WhisperEncoder, llm: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+                        config: ModelConfig, device: torch.device | str = "cpu", seed: int = 0, ctc: bool = False
+                        ) -> SpeechLLM:
+    """The model around an already loaded Whisper encoder and LLM (`build_speech_llm` loads them; a benchmark can
+    pass random ones built from config objects): the LLM frozen, a fresh seeded adaptor, the prompt's tokens."""
+    device = torch.device(device)
+    dtype = torch_dtype(config.dtype, device)
     llm.requires_grad_(False)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -87,6 +99,4 @@ def build_speech_llm(config: ModelConfig, device: torch.device | str = "cpu", se
                       compute_dtype=dtype).to(device)
     logger.info("encoder %s (%d mel bins, mode %s), LLM %s, dtype %s", config.encoder, whisper.config.num_mel_bins,
                 config.encoder_mode, config.llm, dtype)
-    return model, tokenizer, LogMel(whisper.config.num_mel_bins)
-
-
+    return model

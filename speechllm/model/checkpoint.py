@@ -22,6 +22,7 @@ from transformers import PreTrainedTokenizerBase
 
 from speechllm.config import Config, load_config, save_config
 from speechllm.data.audio import LogMel
+from speechllm.errors import CheckpointError, ConfigError
 from speechllm.kappa.trainable import apply_selection
 from speechllm.model.build import build_speech_llm
 from speechllm.model.speech_llm import SpeechLLM
@@ -34,10 +35,6 @@ CONFIG = "config.yaml"
 SELECTION = "selection.json"
 COMPLETE = "complete.json"
 LATEST = "checkpoint"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, truncated or corrupt."""
 
 
 def _sha256(path: Path) -> str:
@@ -135,12 +132,22 @@ def restore_trained(model: SpeechLLM, selection: dict[str, Any], weights: dict[s
     """Make a freshly built model the trained one: the run's selection (LoRA adapters go back where training
     put them; the same tensors become trainable float32 masters), then the saved tensors. Resume and inference
     both come through here."""
-    apply_selection(model, selection)
+    try:
+        apply_selection(model, selection)
+    except ConfigError:  # a missing optional package: its own message says what to install
+        raise
+    except ValueError as error:  # tensors or LoRA targets the model does not have
+        raise CheckpointError(f"the checkpoint does not fit this model ({error}); rebuild it with the run's own "
+                              "config.yaml (leave model.* settings as they were)") from None
     parameters = dict(model.named_parameters())
     unknown = sorted(set(weights) - set(parameters))
     if unknown:
         raise CheckpointError(f"checkpoint tensors not in the model: {unknown[:5]}; was it trained with another "
                               "model or selection? Rebuild with the run's own config.yaml")
+    resized = [name for name, tensor in weights.items() if tensor.shape != parameters[name].shape]
+    if resized:
+        raise CheckpointError(f"checkpoint tensors of another shape than the model's: {resized[:5]}; was it trained "
+                              "with another model? Rebuild with the run's own config.yaml")
     with torch.no_grad():
         for name, tensor in weights.items():
             parameters[name].copy_(tensor.to(parameters[name].dtype))

@@ -15,6 +15,7 @@ from torch import nn
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from speechllm.data.audio import FRAMES_PER_WINDOW, silence_value
+from speechllm.errors import ConfigError
 
 
 def encoder_output_length(frames: torch.Tensor) -> torch.Tensor:
@@ -28,19 +29,11 @@ class AudioEncoder(nn.Module):
     def __init__(self, whisper_encoder: WhisperEncoder, mode: str = "trim"):
         super().__init__()
         if mode not in ("trim", "pad30"):
-            raise ValueError(f"encoder mode must be 'trim' or 'pad30', got {mode!r}")
+            raise ConfigError(f"model.encoder_mode must be 'trim' or 'pad30', got {mode!r}")
         self.whisper = whisper_encoder
         self.mode = mode
         self.whisper.requires_grad_(False)
         self.whisper.eval()
-
-    @property
-    def hidden_size(self) -> int:
-        return self.whisper.config.d_model
-
-    @property
-    def num_mel_bins(self) -> int:
-        return self.whisper.config.num_mel_bins
 
     def train(self, mode: bool = True) -> AudioEncoder:
         # Frozen: stays in eval mode (no dropout) whatever the parent module does.

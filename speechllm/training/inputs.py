@@ -18,9 +18,9 @@ from speechllm.data.audio import LogMel
 from speechllm.data.batching import BucketBatchSampler, SpeechDataset, collate, tokenize
 from speechllm.data.manifest import ManifestError, Utterance
 from speechllm.data.validate import check_manifest
+from speechllm.errors import TrainingError
 from speechllm.model.encoder import AudioEncoder
 from speechllm.model.feature_cache import FeatureCache
-from speechllm.training.state import TrainingError
 
 logger = logging.getLogger(__name__)
 

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from speechllm.config import Config, save_config
 from speechllm.data.audio import load_audio
 from speechllm.data.batching import Batch
+from speechllm.errors import TrainingError
 from speechllm.evaluation.metrics import score
 from speechllm.evaluation.reliance import audio_reliance
 from speechllm.evaluation.transcribe import transcribe_samples
@@ -31,7 +32,6 @@ from speechllm.model.checkpoint import LATEST, load_checkpoint, restore_trained,
 from speechllm.model.sources import load_tokenizer
 from speechllm.training.inputs import Inputs, make_inputs, prepare_utterances
 from speechllm.training.state import (
-    TrainingError,
     TrainState,
     learning_rate_factor,
     restore_rng,

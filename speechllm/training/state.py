@@ -15,10 +15,6 @@ import numpy as np
 import torch
 
 
-class TrainingError(RuntimeError):
-    """Training cannot go on (bad data under on_error=fail, repeated non-finite losses, ...)."""
-
-
 @dataclass
 class TrainState:
     step: int = 0  # optimizer steps taken
