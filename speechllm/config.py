@@ -166,6 +166,10 @@ class DecodeConfig:
     extra_tokens: int = 16
     # Utterances decoded together
     batch_size: int = 8
+    # Recordings longer than this are transcribed in pieces cut at their longest pauses (each at most this long),
+    # and the pieces' transcripts joined. Keep it near the longest training utterance: a model trained on short
+    # utterances stops early on long ones. 0 = never split.
+    chunk_seconds: float = 20.0
 
 
 @dataclass
