@@ -89,6 +89,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         report, predictions = evaluate_baseline(args.baseline, args.manifest, device, show_progress=not args.quiet)
     write_report(report, predictions, args.json, predictions_path)
     print(format_table(report, title=f"{args.checkpoint or args.baseline} on {args.manifest}"))
+    if "audio_reliance" in report:
+        r = report["audio_reliance"]
+        print(f"audio reliance: loss {r['loss']:.3f} with each utterance's own audio, {r['loss_shuffled']:.3f} with "
+              f"another's, {r['loss_silence']:.3f} with silence: gap {r['audio_gap']:+.3f} nats/token "
+              "(near 0: the model ignores the audio)")
     for language, row in report.get("forgetting", {}).items():
         print(f"forgetting {language}: held-out perplexity {row['ppl_before']:.2f} -> {row['ppl_after']:.2f} "
               f"(delta_ppl {row['delta_ppl']:+.3f})")

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from speechllm.cli import main
 from tests.conftest import LANGUAGES, TEXTS, tiny_overrides
 
@@ -32,4 +34,12 @@ def test_train_transcribe_evaluate(tiny_models, tone_corpus, tmp_path, capsys, m
     assert report["languages"]["en"]["n"] == 3 and report["languages"]["de"]["n"] == 1
     predictions = [json.loads(x) for x in (tmp_path / "predictions.jsonl").read_text().splitlines()]
     assert [p["hypothesis"] for p in predictions] == TEXTS
-    assert "overall" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "overall" in printed and "audio reliance" in printed
+    # the same reliance numbers as the run's own last dev evaluation (same utterances, same batches)
+    dev = [r for r in records if "dev_loss" in r][-1]
+    reliance = report["audio_reliance"]
+    for key, dev_key in (("loss", "dev_loss"), ("loss_shuffled", "dev_loss_shuffled"),
+                         ("loss_silence", "dev_loss_silence"), ("audio_gap", "audio_gap")):
+        assert reliance[key] == pytest.approx(dev[dev_key], rel=1e-4, abs=1e-5), key
+    assert reliance["audio_gap"] > 1.0  # memorized from the audio: another utterance's audio is no help

@@ -16,6 +16,7 @@ from speechllm.config import DecodeConfig
 from speechllm.data.audio import SAMPLE_RATE, load_audio
 from speechllm.data.manifest import Utterance, read_manifest
 from speechllm.evaluation.metrics import per_utterance, score
+from speechllm.evaluation.reliance import utterance_reliance
 from speechllm.evaluation.transcribe import transcribe_samples
 from speechllm.model.checkpoint import load_trained
 from speechllm.model.sources import check_source, load_llm, torch_dtype
@@ -48,7 +49,9 @@ def evaluate_model(model: Any, tokenizer: Any, logmel: Any, decode: DecodeConfig
 def evaluate_checkpoint(checkpoint: str | Path, manifest: str | Path, device: torch.device | str = "cpu",
                         overrides: Sequence[str] = (), show_progress: bool = False,
                         measure_forgetting: bool = False) -> Report:
-    """A trained run on a manifest; with `measure_forgetting`, also `report["forgetting"]` (delta_ppl per language)."""
+    """A trained run on a manifest, with `report["audio_reliance"]` (loss with the true, shuffled and silent audio,
+    and their gap: does the model listen?); with `measure_forgetting`, also `report["forgetting"]` (delta_ppl per
+    language)."""
     from speechllm.evaluation.forgetting import check_heldout, forgetting
 
     utterances = read_manifest(manifest)  # a bad line or a missing file stops here, before any model loads
@@ -57,6 +60,7 @@ def evaluate_checkpoint(checkpoint: str | Path, manifest: str | Path, device: to
         check_heldout(languages)
     model, tokenizer, logmel, config = load_trained(checkpoint, device, overrides)
     report, predictions = evaluate_model(model, tokenizer, logmel, config.decode, utterances, show_progress)
+    report["audio_reliance"] = utterance_reliance(model, tokenizer, logmel, utterances, config.train.batch_size)
     if measure_forgetting:
         base = load_llm(config.model.llm, torch_dtype(config.model.dtype, torch.device(device)),
                         config.model.attn_implementation).to(device)

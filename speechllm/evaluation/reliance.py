@@ -10,12 +10,15 @@ so the wrong audio is about as long as the right one and length alone gives noth
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 
 import torch
+from torch.utils.data import DataLoader
 
-from speechllm.data.batching import Batch
+from speechllm.data.audio import SAMPLE_RATE, LogMel, load_audio
+from speechllm.data.batching import Batch, BucketBatchSampler, SpeechDataset, collate
+from speechllm.data.manifest import Utterance
 from speechllm.model.speech_llm import SpeechLLM
 
 logger = logging.getLogger(__name__)
@@ -60,3 +63,13 @@ def audio_reliance(model: SpeechLLM, batches: Iterable[Batch], device: torch.dev
     model.train(was_training)
     true, shuffled, silent = (float(totals[i] / totals[i + 1].clamp(min=1)) for i in (0, 2, 4))
     return {"loss": true, "loss_shuffled": shuffled, "loss_silence": silent, "audio_gap": shuffled - true}
+
+
+def utterance_reliance(model: SpeechLLM, tokenizer, logmel: LogMel, utterances: Sequence[Utterance],
+                       batch_size: int) -> dict[str, float]:
+    """`audio_reliance` over utterances in batches of similar duration formed as training's dev evaluation forms
+    them (`train.batch_size`), so `evaluate` on the dev manifest gives the numbers of the run's metrics.jsonl."""
+    durations = [len(load_audio(u.audio, u.where)) / SAMPLE_RATE for u in utterances]  # as validation measures them
+    batches = BucketBatchSampler(durations, batch_size).local_batches(0)
+    loader = DataLoader(SpeechDataset(utterances, tokenizer, logmel), batch_sampler=batches, collate_fn=collate)
+    return audio_reliance(model, loader, next(model.parameters()).device, model.autocast)
