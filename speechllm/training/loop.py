@@ -30,6 +30,7 @@ from speechllm.kappa.trainable import apply_selection, choose_trainable, trainab
 from speechllm.model.build import build_speech_llm
 from speechllm.model.checkpoint import LATEST, load_checkpoint, restore_trained, save_checkpoint
 from speechllm.model.sources import load_tokenizer
+from speechllm.training.curves import plot_runs
 from speechllm.training.inputs import Inputs, make_inputs, prepare_utterances
 from speechllm.training.state import (
     TrainState,
@@ -61,6 +62,7 @@ class Run:
     batches: Any  # iterator over the training loader
     state: TrainState = field(default_factory=TrainState)
     metrics: IO[str] | None = None  # metrics.jsonl (main process only)
+    audio_gap: float | None = None  # the last dev evaluation's, shown on the progress bar
 
     @property
     def core(self) -> Any:
@@ -180,10 +182,7 @@ def fit(run: Run, show_progress: bool) -> None:
                 window = _new_window()
             due = train.eval_every and state.step % train.eval_every == 0
             if run.inputs.dev_loader is not None and (due or state.step == train.max_steps):
-                record = {"step": state.step, **evaluate_dev(run)}
-                _write(run, record)
-                logger.info("step %d: %s", state.step, ", ".join(f"{k} {v:.4f}" for k, v in record.items()
-                                                                 if k != "step"))
+                dev_round(run)
             if train.save_every and state.step % train.save_every == 0:
                 save(run)
         save(run)
@@ -295,6 +294,16 @@ def evaluate_dev(run: Run) -> dict[str, float]:
     return result
 
 
+def dev_round(run: Run) -> None:
+    """Dev evaluation, written to metrics.jsonl and the log, and the run's curves redrawn (RUN/curves.png)."""
+    record = {"step": run.state.step, **evaluate_dev(run)}
+    run.audio_gap = record["audio_gap"]
+    _write(run, record)
+    logger.info("step %d: %s", run.state.step, ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "step"))
+    if run.metrics is not None:
+        plot_runs([run.output], run.output / "curves.png")
+
+
 def log_step(run: Run, window: dict[str, float], progress: Any) -> None:
     """One line per train.log_every steps: metrics.jsonl, and the progress bar's postfix."""
     elapsed = time.perf_counter() - window["start"]
@@ -307,8 +316,9 @@ def log_step(run: Run, window: dict[str, float], progress: Any) -> None:
         record["ctc_loss"] = window["ctc"] / max(window["steps"], 1)
     if torch.cuda.is_available():
         record["memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
+    gap = {} if run.audio_gap is None else {"gap": f"{run.audio_gap:.3f}"}
     progress.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{record['lr_adaptor']:.1e}",
-                         audio_s=f"{record['audio_s_per_s']:.0f}/s")
+                         audio_s=f"{record['audio_s_per_s']:.0f}/s", **gap)
     _write(run, record)
 
 

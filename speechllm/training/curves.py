@@ -1,0 +1,61 @@
+"""A run's curves as a picture: training and dev loss (true, shuffled and silent audio), the audio gap, dev WER.
+
+Written to `RUN/curves.png` after every dev evaluation, so a run in progress can be looked at; `plot_runs`
+draws several runs (an ablation) on the same axes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def read_metrics(path: str | Path) -> tuple[list[dict], list[dict]]:
+    """(training rows, dev rows) of a metrics.jsonl; a resumed run's repeated steps keep their last value."""
+    train: dict[int, dict] = {}
+    dev: dict[int, dict] = {}
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        (dev if "dev_loss" in row else train)[row["step"]] = row
+    return [train[s] for s in sorted(train)], [dev[s] for s in sorted(dev)]
+
+
+def plot_runs(runs: Sequence[str | Path], output: str | Path, labels: Sequence[str] | None = None) -> Path:
+    """Loss, audio gap and dev WER against steps for each run folder (or metrics.jsonl) in `runs`."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(13, 3.8))
+    FigureCanvasAgg(figure)
+    loss_ax, gap_ax, wer_ax = figure.subplots(1, 3)
+    for i, run in enumerate(runs):
+        path = Path(run) / "metrics.jsonl" if Path(run).is_dir() else Path(run)
+        label = labels[i] if labels else path.parent.name
+        color = f"C{i}"
+        train, dev = read_metrics(path)
+        loss_ax.plot([r["step"] for r in train], [r["loss"] for r in train], color=color, alpha=0.35, lw=1)
+        if dev:
+            steps = [r["step"] for r in dev]
+            loss_ax.plot(steps, [r["dev_loss"] for r in dev], color=color, marker="o", ms=3, label=f"{label} dev")
+            loss_ax.plot(steps, [r["dev_loss_shuffled"] for r in dev], color=color, ls="--", lw=1)
+            gap_ax.plot(steps, [r["audio_gap"] for r in dev], color=color, marker="o", ms=3, label=label)
+            for key, style in (("dev_wer", "-"), *((k, ":") for k in sorted(dev[-1]) if k.startswith("dev_wer_"))):
+                points = [(r["step"], 100 * r[key]) for r in dev if key in r]
+                if points:
+                    wer_ax.plot(*zip(*points), color=color, ls=style, marker="o", ms=3,
+                                label=f"{label} {key[8:] or 'all'}")
+    loss_ax.set(title="loss (faint: train; solid: dev; dashed: dev, shuffled audio)", xlabel="step",
+                ylabel="nats / token")
+    gap_ax.set(title="audio gap: shuffled - true dev loss", xlabel="step", ylabel="nats / token")
+    gap_ax.axhline(0, color="grey", lw=0.8)
+    wer_ax.set(title="dev WER (greedy)", xlabel="step", ylabel="WER %")
+    for ax in (loss_ax, gap_ax, wer_ax):
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(output, dpi=110)
+    return Path(output)
