@@ -225,6 +225,30 @@ def test_columns_are_configurable_and_named_when_missing(tmp_path):
     assert {u.language for u in result.check.utterances} == {"fr"}  # --language overrides the locale column
 
 
+def test_samples_stored_as_numbers_and_several_arrow_files(tmp_path):
+    from datasets import Dataset
+
+    rows = {"audio": [{"array": chord(i).tolist(), "sampling_rate": 16_000} for i in range(2)], "text": TEXTS[:2],
+            "id": ["a", "b"]}
+    for shard in range(2):
+        Dataset.from_dict({k: v[shard : shard + 1] for k, v in rows.items()}).save_to_disk(str(tmp_path / f"s{shard}"))
+        next((tmp_path / f"s{shard}").glob("*.arrow")).rename(tmp_path / f"shard{shard}.arrow")
+    (tmp_path / "shards").mkdir()
+    for shard in range(2):
+        (tmp_path / f"shard{shard}.arrow").rename(tmp_path / "shards" / f"shard{shard}.arrow")
+    result = import_source("hf", tmp_path / "shards", tmp_path / "m.jsonl", language="en")
+    assert [u.id for u in result.check.utterances] == ["a", "b"]
+    assert np.allclose(load_utterance(result.check.utterances[1]), chord(1), atol=1e-4)
+
+
+def test_without_output_the_manifest_goes_to_data_manifests(tmp_path, monkeypatch, capsys):
+    source = make_librispeech(tmp_path / "corpus")
+    monkeypatch.chdir(tmp_path)
+    assert main(["import", "librispeech", str(source), "--quiet"]) == 0
+    assert len(read_manifest(tmp_path / "data_manifests" / "librispeech-dev-clean.jsonl")) == 4
+    assert "wrote data_manifests/librispeech-dev-clean.jsonl" in capsys.readouterr().out
+
+
 def test_a_dataset_dict_names_its_splits(tmp_path):
     from datasets import DatasetDict
 

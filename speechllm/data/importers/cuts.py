@@ -75,6 +75,10 @@ def _cut_rows(cut: Any, source: Path, number: int) -> list[SourceRow]:
         return [SourceRow(source, number, cut.id, kind="unsupported", problem="the cut has no recording of its own "
                           "(a mixed or padding cut, or features only); import cuts of single recordings")]
     audio, problem = _audio(recording, source)
+    channels = cut.channel if isinstance(cut.channel, list) else [cut.channel]
+    if problem is None and sorted(channels) != sorted(recording.channel_ids):
+        problem = f"the cut takes channel(s) {channels} of a recording with channels {recording.channel_ids}; " \
+            "speechllm reads every channel of a file, mixed down: save the cut's audio to its own file first"
     if not cut.supervisions:
         return [SourceRow(source, number, cut.id, kind="missing_field", problem="the cut has no supervision, "
                           "so no transcript")]

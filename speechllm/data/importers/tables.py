@@ -6,10 +6,14 @@ as stored, `{"bytes": ..., "path": ...}`.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import soundfile
 
 from speechllm.data.importers.layouts import need_language
 from speechllm.data.importers.rows import SourceRow, optional_module
@@ -52,6 +56,8 @@ class TableRows:
                         language=record.get(columns["language"]) if columns["language"] else None)
         if isinstance(audio, dict) and audio.get("bytes"):
             row.audio_data = audio["bytes"]
+        elif isinstance(audio, dict) and audio.get("array") is not None and audio.get("sampling_rate"):
+            row.audio_data = _wav_bytes(audio["array"], audio["sampling_rate"])  # samples stored as numbers
         elif stored and (Path(stored).is_absolute() or not (self.source / stored).is_file()):
             row.audio = Path(stored)
         elif stored:
@@ -59,6 +65,12 @@ class TableRows:
         else:
             row.problem, row.kind = f"no audio in column '{columns['audio']}' (neither bytes nor a path)", "missing_file"
         return row
+
+
+def _wav_bytes(samples: Any, rate: int) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.asarray(samples, dtype=np.float32), int(rate), format="WAV", subtype="FLOAT")
+    return buffer.getvalue()
 
 
 def _pick(columns: list[str], given: str | None, defaults: tuple[str, ...], option: str, what: str,
@@ -86,10 +98,11 @@ def _open(source: Path) -> tuple[list[str], int, Callable[[list[str]], Iterator[
         files = [pq.ParquetFile(path) for path in parquet]
         return (files[0].schema_arrow.names, sum(f.metadata.num_rows for f in files),
                 lambda names: (b.to_pylist() for f in files for b in f.iter_batches(BATCH, columns=names)))
+    arrow = [source] if source.suffix == ".arrow" else sorted(source.glob("*.arrow")) if source.is_dir() else []
     if (source / "state.json").is_file():
         table = datasets.load_from_disk(str(source))
-    elif source.suffix == ".arrow" and source.is_file():
-        table = datasets.Dataset.from_file(str(source))
+    elif arrow:
+        table = datasets.concatenate_datasets([datasets.Dataset.from_file(str(path)) for path in arrow])
     else:
         raise DataError(f"{source}: not a dataset saved with save_to_disk (no state.json), nor .parquet or .arrow "
                         "files; pass the folder save_to_disk wrote, or the .parquet/.arrow file(s)")

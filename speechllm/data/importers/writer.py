@@ -78,43 +78,55 @@ class _Rows:
             known = "no language" if row.language is None else f"language {row.language!r}, not an ISO 639-1 code"
             raise ManifestError(row.path, row.line, f"the source gives {known} for this utterance; pass --language "
                                 "xx (e.g. --language de) to set one for the whole import", "no_language")
-        audio = self._save(row) if row.audio_data is not None else row.audio
-        if audio is None:
+        in_table = row.audio_data is not None
+        if row.audio is None and not in_table:
             raise ManifestError(row.path, row.line, "the row names no audio", "missing_file")
-        audio = Path(audio).absolute()
+        audio = (self.audio_dir / f"{_file_name(row.id)}.flac" if in_table else Path(row.audio)).absolute()
         record: dict[str, Any] = {"id": row.id, "audio": self._reference(audio), "text": row.text or "",
                                   "language": language}
         if row.offset is not None:
             record["offset"] = row.offset
             if row.duration is not None:
                 record["duration"] = row.duration
-        utterance = check_record({**record, "audio": str(audio)}, row.path, row.line)
-        seconds = len(load_audio(audio, None, *utterance.span)) / SAMPLE_RATE
+        utterance = check_record({**record, "audio": str(audio)}, row.path, row.line, check_audio_exists=not in_table)
+        if in_table:
+            self._save(row.audio_data, audio)
+        try:
+            seconds = len(load_audio(audio, None, *utterance.span)) / SAMPLE_RATE
+        except AudioError:
+            if in_table:  # a file saved for a row left out would stay behind
+                self._forget(audio)
+            raise
         if row.offset is None:
             record["duration"] = round(seconds, 3)
         record.update({k: v for k, v in row.extra.items() if k not in record})
         return record, utterance, seconds
 
-    def _save(self, row: SourceRow) -> Path:
-        """Decode audio bytes from a table and save them as FLAC in the audio folder."""
+    def _save(self, data: bytes, path: Path) -> None:
+        """Decode audio bytes from a table and save them as FLAC at `path`."""
         try:
-            with soundfile.SoundFile(io.BytesIO(row.audio_data)) as handle:
+            with soundfile.SoundFile(io.BytesIO(data)) as handle:
                 subtype = "PCM_16" if handle.subtype in ("PCM_S8", "PCM_U8", "PCM_16") else "PCM_24"
                 samples, rate = handle.read(dtype="float32", always_2d=True), handle.samplerate
         except (soundfile.LibsndfileError, RuntimeError, ValueError) as error:
             raise AudioError(f"cannot decode the audio held in the table ({error}); is it in a format libsndfile "
                              "reads (wav, flac, ogg, mp3)?", "unreadable") from None
-        path = self.audio_dir / f"{_file_name(row.id)}.flac"
-        self.audio_dir.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
         try:
             soundfile.write(tmp, samples, rate, format="FLAC", subtype=subtype)
             os.replace(tmp, path)
+        except (soundfile.LibsndfileError, RuntimeError, ValueError) as error:  # FLAC: <= 8 channels, <= 655 kHz
+            raise AudioError(f"cannot save the audio held in the table as FLAC ({error})", "unreadable") from None
         finally:
             tmp.unlink(missing_ok=True)
         with self.lock:
             self.saved.append(path)
-        return path
+
+    def _forget(self, path: Path) -> None:
+        path.unlink(missing_ok=True)
+        with self.lock:
+            self.saved.remove(path)
 
     def _reference(self, audio: Path) -> str:
         """The path as the manifest writes it: relative to the manifest's folder when inside it, else absolute."""
