@@ -162,16 +162,19 @@ def write_import(rows: Iterable[SourceRow], source: str | Path, output: str | Pa
     with ThreadPoolExecutor(max_workers=workers) as pool, \
             tqdm(total=total, desc=f"importing {Path(source).name}", unit="utt", disable=not show_progress) as bar:
         for chunk in _chunks(rows, CHUNK):
+            outcomes: list[Any] = [None] * len(chunk)
             fresh = []
-            for row in chunk:  # before any audio is saved: two rows with one id would share one FLAC file
+            for i, row in enumerate(chunk):  # before any audio is saved: rows with one id would share a FLAC file
                 if row.problem is None and row.id in first_seen:
-                    result.problems.append(ManifestError(row.path, row.line, f"duplicate id '{row.id}' (first at "
-                                                         f"{first_seen[row.id]}); ids must be unique", "duplicate_id"))
+                    outcomes[i] = ManifestError(row.path, row.line, f"duplicate id '{row.id}' (first at "
+                                                f"{first_seen[row.id]}); ids must be unique", "duplicate_id")
                     continue
                 if row.problem is None:
                     first_seen[row.id] = f"{row.path}:{row.line}"
-                fresh.append(row)
-            for outcome in pool.map(prepare, fresh):
+                fresh.append(i)
+            for i, outcome in zip(fresh, pool.map(prepare, [chunk[i] for i in fresh])):
+                outcomes[i] = outcome
+            for outcome in outcomes:  # in the source's order
                 if isinstance(outcome, ManifestError):
                     result.problems.append(outcome)
                 else:
