@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from speechllm import __version__
 from speechllm.commands import (
     cmd_demo,
     cmd_evaluate,
+    cmd_import,
     cmd_kappa,
     cmd_synth,
     cmd_train,
@@ -29,6 +31,7 @@ EPILOG = """examples:
   speechllm transcribe a.wav b.flac --checkpoint runs/first
   speechllm evaluate --manifest data/test.jsonl --checkpoint runs/first --json wer.json
   speechllm validate --manifest data/train.jsonl --config configs/offline-small.yaml
+  speechllm import librispeech LibriSpeech/dev-clean --output data_manifests/dev-clean.jsonl
   speechllm kappa --model bundled:smollm2-135m --plot kappa.png --json kappa.json
 settings: every key of the config (see configs/*.yaml) can be overridden as section.key=value.
 errors: one line on stderr and exit status 2; speechllm --debug COMMAND ... shows the traceback."""
@@ -94,6 +97,57 @@ def _add_evaluate_and_validate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="e.g. data.max_text_tokens=128")
 
 
+IMPORT_FORMATS = ("nemo", "lhotse", "hf", "librispeech", "commonvoice", "kaldi", "folder")  # importers.FORMATS
+IMPORT_SOURCES = """What SOURCE is, per FORMAT:
+  nemo         a NeMo manifest (JSONL: audio_filepath, text, duration, offset, lang); every command also reads it
+               as it is
+  lhotse       a Lhotse CutSet (cuts.jsonl.gz), or a RecordingSet with --supervisions; one utterance per
+               supervision, read in place (offset, duration)
+  hf           a Hugging Face dataset saved with save_to_disk (one split), or .parquet / .arrow file(s), with an
+               Audio column; its audio is saved as FLAC
+  librispeech  a split folder (LibriSpeech/dev-clean): *.trans.txt beside the FLAC files
+  commonvoice  a language folder (clips/ and validated.tsv) or one of its TSVs (train.tsv, dev.tsv, test.tsv)
+  kaldi        a data directory: wav.scp and text, optional segments (read in place), utt2lang, utt2spk
+  folder       a folder of audio files, each with a same-named .txt transcript (needs --language)
+The language of each utterance comes from the source (utt2lang, locale, lang, a supervision's language, a
+language column; names such as "German" and locales such as "de-DE" are understood) unless --language is given.
+Every row is checked as `validate` checks a manifest line and its audio decoded; bad rows are listed with their
+file and line. The manifest is written only at the end (to a temporary file, then renamed)."""
+
+
+def _language(text: str) -> str:
+    if not re.fullmatch(r"[a-z]{2}", text):
+        raise argparse.ArgumentTypeError(f"must be a two-letter ISO 639-1 code such as 'en' or 'de', got {text!r}")
+    return text
+
+
+def _add_import(sub: argparse._SubParsersAction) -> None:
+    p = _command(sub, "import", "write a manifest from a corpus in another layout (NeMo, Lhotse, Hugging Face "
+                 "datasets, LibriSpeech, Common Voice, Kaldi, a folder)", cmd_import)
+    p.description = IMPORT_SOURCES
+    p.add_argument("format", choices=IMPORT_FORMATS, metavar="FORMAT", help=f"the source's layout: "
+                   f"{', '.join(IMPORT_FORMATS)} (see above)")
+    p.add_argument("source", metavar="SOURCE", help="the corpus: a file or folder, as FORMAT expects (see above)")
+    p.add_argument("--output", help="manifest to write (default: data_manifests/FORMAT-NAME.jsonl)")
+    p.add_argument("--language", type=_language, help="ISO 639-1 code for every utterance, replacing the source's "
+                   "own; needed when the source names none (folder, Kaldi without utt2lang)")
+    p.add_argument("--audio-dir", help="where audio held in a table is saved as FLAC (default: NAME_audio/ beside "
+                   "the manifest NAME.jsonl)")
+    p.add_argument("--on-error", choices=["fail", "skip"], default="fail", help="fail (default): any bad row, "
+                   "no manifest (all problems listed); skip: write the good rows and list the bad ones")
+    p.add_argument("--workers", type=_at_least(1), default=2, help="threads decoding audio")
+    hf = p.add_argument_group("hf (Hugging Face datasets) options")
+    hf.add_argument("--audio-column", help="the Audio column (default: audio)")
+    hf.add_argument("--text-column", help="the transcript column (default: the first of text, sentence "
+                    "[Common Voice], transcription [FLEURS], transcript, normalized_text)")
+    hf.add_argument("--language-column", help="the language column (default: language, locale or lang if present)")
+    hf.add_argument("--id-column", help="the id column (default: the stored audio file's name, else id, else the "
+                    "row number)")
+    p.add_argument_group("lhotse options").add_argument(
+        "--supervisions", help="the SupervisionSet of a RecordingSet SOURCE (default: SOURCE's name with "
+        "'recordings' replaced by 'supervisions')")
+
+
 def _add_kappa_synth_demo(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "kappa", "condition numbers of the LLM's eligible tensors (table, plot, JSON)", cmd_kappa)
     p.add_argument("--model", required=True, help="LLM source: bundled:smollm2-135m, a local folder or a hub id")
@@ -135,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train_and_transcribe(sub)
     _add_evaluate_and_validate(sub)
+    _add_import(sub)
     _add_kappa_synth_demo(sub)
     return parser
 

@@ -127,6 +127,33 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1 if result.problems else 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from speechllm.data.importers import default_audio_dir, default_output, import_source
+    from speechllm.data.validate import format_summary, summarize
+    from speechllm.preflight import writable_file, writable_folder
+
+    output = Path(args.output) if args.output else default_output(args.format, args.source)
+    writable_folder(output.parent, "--output")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    writable_file(output, "--output")
+    if args.audio_dir:
+        writable_folder(args.audio_dir, "--audio-dir")
+    options = {name: getattr(args, name) for name in ("audio_column", "text_column", "language_column", "id_column",
+                                                      "supervisions")}
+    result = import_source(args.format, args.source, output, args.language, args.audio_dir, args.on_error,
+                           args.workers, show_progress=not args.quiet, **options)
+    print(format_summary(summarize(result.check), args.source))
+    if result.manifest is None:
+        print("\nno manifest written: fix the problems above and import again, or pass --on-error skip to leave "
+              "those rows out")
+        return 1
+    saved = f", and {len(result.audio_files)} FLAC files in {args.audio_dir or default_audio_dir(output)}" \
+        if result.audio_files else ""
+    print(f"\nwrote {result.manifest}{saved}; `speechllm validate --manifest {result.manifest}` also checks "
+          "transcript lengths")
+    return 0
+
+
 def cmd_kappa(args: argparse.Namespace) -> int:
     import torch
 

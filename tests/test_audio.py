@@ -1,9 +1,11 @@
+import json
+
 import numpy as np
 import pytest
 import soundfile
 import torch
 
-from speechllm.data.audio import AudioError, LogMel, load_audio, silence_value
+from speechllm.data.audio import AudioError, LogMel, load_audio, load_utterance, silence_value
 from tests.conftest import tone
 
 
@@ -60,3 +62,36 @@ def test_log_mel_matches_whisper_definition():
     assert features.shape == (80, 200)
     assert LogMel(128)(audio).shape == (128, 200)
     assert torch.isclose(silence_value(features), features.max() - 2.0)
+
+
+@pytest.mark.parametrize("rate", [16_000, 44_100])
+def test_a_segment_decodes_to_the_samples_of_the_cut_out_file(tmp_path, rate):
+    from speechllm.data.manifest import read_manifest
+
+    rng = np.random.default_rng(0)
+    long = (0.2 * rng.standard_normal(3 * rate)).astype(np.float32)
+    soundfile.write(tmp_path / "long.flac", long, rate)
+    start, stop = int(0.75 * rate), int(2.25 * rate)
+    soundfile.write(tmp_path / "cut.flac", long[start:stop], rate)
+    manifest = tmp_path / "m.jsonl"
+    lines = [{"audio": "long.flac", "text": "a", "offset": start / rate, "duration": (stop - start) / rate},
+             {"audio": "long.flac", "text": "b", "offset": start / rate},
+             {"audio": "cut.flac", "text": "c", "duration": 99.0}]  # no offset: the whole file, duration unused
+    manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    segment, to_end, cut = read_manifest(manifest)
+    assert np.array_equal(load_utterance(segment), load_audio(tmp_path / "cut.flac"))
+    assert np.array_equal(load_utterance(to_end), load_audio(tmp_path / "long.flac", offset=start / rate))
+    assert len(load_utterance(to_end)) == pytest.approx(2.25 * 16_000, abs=2)  # to the end of the file
+    if rate == 16_000:
+        assert np.array_equal(load_utterance(to_end), load_audio(tmp_path / "long.flac")[start:])
+    assert np.array_equal(load_utterance(cut), load_audio(tmp_path / "cut.flac"))
+
+
+def test_a_segment_outside_its_file_is_a_clear_error(tmp_path):
+    soundfile.write(tmp_path / "x.wav", tone([300.0], 1.0), 16_000)
+    with pytest.raises(AudioError, match=r"m.jsonl:4: .*starts at 1.500 s, at or after the end .*1.000 s") as caught:
+        load_audio(tmp_path / "x.wav", "m.jsonl:4", offset=1.5, duration=0.2)
+    assert caught.value.kind == "bad_segment"
+    with pytest.raises(AudioError, match=r"ends at 1.500 s, after the end of the file \(1.000 s\)"):
+        load_audio(tmp_path / "x.wav", offset=0.5, duration=1.0)
+    assert len(load_audio(tmp_path / "x.wav", offset=0.5, duration=0.53)) == 8000  # rounded end times are cut

@@ -5,7 +5,7 @@ import pytest
 from speechllm.cli import build_parser, main
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["transcribe"], ["evaluate"], ["validate"], ["kappa"], ["synth"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["transcribe"], ["evaluate"], ["validate"], ["import"], ["kappa"], ["synth"], ["demo"]])
 def test_help_explains_every_command(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args([*command, "--help"])

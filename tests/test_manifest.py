@@ -74,3 +74,29 @@ def test_collecting_problems_keeps_the_good_lines(tmp_path):
     kept = read_manifest(write(tmp_path, [GOOD, "{oops", {**GOOD, "id": "z"}, {"text": "x"}]), problems=problems)
     assert [u.id for u in kept] == ["x", "z"]
     assert [(p.line, p.kind) for p in problems] == [(2, "json"), (4, "missing_field")]
+
+
+def test_nemo_field_names_are_aliases(tmp_path):
+    nemo = {"audio_filepath": "a.wav", "text": "hi there", "duration": 1.5, "lang": "de", "offset": 0.25}
+    [u] = read_manifest(write(tmp_path, [nemo]))
+    assert u.audio == tmp_path / "a.wav" and u.language == "de" and u.offset == 0.25 and u.span == (0.25, 1.5)
+    assert u.extra == {}
+    [u] = read_manifest(write(tmp_path, [{"audio": "a.wav", "audio_filepath": "a.wav", "text": "hi", "source_lang": "fr"}]))
+    assert u.language == "fr"
+
+
+def test_two_names_for_one_field_must_agree(tmp_path):
+    with pytest.raises(ManifestError, match=r":1: 'audio' \('a.wav'\) and 'audio_filepath' \('b.wav'\)") as caught:
+        read_manifest(write(tmp_path, [{"audio": "a.wav", "audio_filepath": "b.wav", "text": "hi"}]))
+    assert caught.value.kind == "field_conflict"
+    with pytest.raises(ManifestError, match="'lang' .* and 'source_lang'"):
+        read_manifest(write(tmp_path, [{"audio": "a.wav", "text": "hi", "lang": "en", "source_lang": "de"}]))
+
+
+def test_segments_need_sane_offsets(tmp_path):
+    [whole, to_end] = read_manifest(write(tmp_path, [GOOD, {**GOOD, "id": "y", "offset": 0, "duration": None}]))
+    assert whole.span == (None, None) and whole.duration == 1.5  # duration alone is only information
+    assert to_end.span == (0.0, None)
+    for offset in (-1, "1", float("nan"), True):
+        with pytest.raises(ManifestError, match="'offset' must be a non-negative number"):
+            read_manifest(write(tmp_path, [{**GOOD, "offset": offset}]))

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 from transformers import PreTrainedTokenizerBase
 
-from speechllm.data.audio import SAMPLE_RATE, AudioError, LogMel, load_audio
+from speechllm.data.audio import SAMPLE_RATE, AudioError, LogMel, load_utterance
 from speechllm.data.manifest import Utterance
 from speechllm.errors import ConfigError
 
@@ -59,7 +59,7 @@ class SpeechDataset(Dataset):
             encoded = self.cache.load(self.cache_keys[index])  # D_enc, S: 20 ms a frame
             return Example(index, u.id, encoded, tokens, encoded.shape[-1] * 0.02, encoded=True)
         try:
-            samples = load_audio(u.audio, u.where)
+            samples = load_utterance(u)
         except AudioError as error:  # checked before training; a file that went bad since is skipped, not fatal
             return Example(index, u.id, None, tokens, 0.0, str(error))
         return Example(index, u.id, self.logmel(samples), tokens, len(samples) / SAMPLE_RATE)

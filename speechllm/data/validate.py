@@ -38,7 +38,7 @@ def _audio_problem(utterance: Utterance, error: AudioError) -> ManifestError:
 def _decoded_seconds(utterance: Utterance) -> float | AudioError:
     """Seconds of 16 kHz audio in the file, or the error that says why it cannot be used."""
     try:
-        return len(load_audio(utterance.audio)) / SAMPLE_RATE
+        return len(load_audio(utterance.audio, None, *utterance.span)) / SAMPLE_RATE
     except AudioError as error:
         return error
     except OSError as error:  # e.g. the file vanished or became unreadable after the manifest was read

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from speechllm.config import DecodeConfig
-from speechllm.data.audio import SAMPLE_RATE, load_audio
+from speechllm.data.audio import SAMPLE_RATE, load_utterance
 from speechllm.data.manifest import Utterance, read_manifest
 from speechllm.evaluation.metrics import per_utterance, score
 from speechllm.evaluation.reliance import utterance_reliance
@@ -28,7 +28,7 @@ Report = tuple[dict[str, Any], list[dict[str, Any]]]
 
 def score_transcriber(transcribe: Callable[[list[np.ndarray]], list[str]], utterances: Sequence[Utterance]) -> Report:
     """Run `transcribe` on the utterances' audio; (report as `metrics.score` gives it, per-utterance rows)."""
-    audios = [load_audio(u.audio, u.where) for u in utterances]
+    audios = [load_utterance(u) for u in utterances]
     start = time.perf_counter()
     hypotheses = transcribe(audios)
     seconds = time.perf_counter() - start

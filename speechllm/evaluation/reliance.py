@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 from torch.utils.data import DataLoader
 
-from speechllm.data.audio import SAMPLE_RATE, LogMel, load_audio
+from speechllm.data.audio import SAMPLE_RATE, LogMel, load_utterance
 from speechllm.data.batching import Batch, BucketBatchSampler, SpeechDataset, collate
 from speechllm.data.manifest import Utterance
 from speechllm.model.speech_llm import SpeechLLM
@@ -69,7 +69,7 @@ def utterance_reliance(model: SpeechLLM, tokenizer, logmel: LogMel, utterances: 
                        batch_size: int) -> dict[str, float]:
     """`audio_reliance` over utterances in batches of similar duration formed as training's dev evaluation forms
     them (`train.batch_size`), so `evaluate` on the dev manifest gives the numbers of the run's metrics.jsonl."""
-    durations = [len(load_audio(u.audio, u.where)) / SAMPLE_RATE for u in utterances]  # as validation measures them
+    durations = [len(load_utterance(u)) / SAMPLE_RATE for u in utterances]  # as validation measures them
     batches = BucketBatchSampler(durations, batch_size).local_batches(0)
     loader = DataLoader(SpeechDataset(utterances, tokenizer, logmel), batch_sampler=batches, collate_fn=collate)
     return audio_reliance(model, loader, next(model.parameters()).device, model.autocast)

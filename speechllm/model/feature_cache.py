@@ -1,8 +1,8 @@
 """A disk cache of the frozen encoder's outputs: the encoder runs once per utterance, not once per epoch.
 
 An entry is keyed by what determines it: a fingerprint of the encoder's weights, its mode and dtype (the folder)
-and the SHA-1 of the audio file's bytes (the file name). A changed file, another encoder or another mode gets
-another key, so an entry can never be stale. Entries are float16 arrays D, S (channels first, like log-mel
+and the SHA-1 of the audio file's bytes, with a segment's offset and duration (the file name). A changed file,
+another segment, another encoder or another mode gets another key, so an entry can never be stale. Entries are float16 arrays D, S (channels first, like log-mel
 features), written to a temporary name and renamed, so a killed run leaves no half-written entry.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from speechllm.data.audio import LogMel, load_audio
+from speechllm.data.audio import LogMel, load_utterance
 from speechllm.data.batching import pad_features
 from speechllm.data.manifest import Utterance
 from speechllm.kappa.condition import model_fingerprint
@@ -33,6 +33,20 @@ def file_digest(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def utterance_keys(utterances: Sequence[Utterance]) -> list[str]:
+    """Cache keys: the SHA-1 of each audio file's bytes, and for a segment also of its offset and duration (each
+    file is read once, however many segments it holds)."""
+    digests: dict[Path, str] = {}
+    keys = []
+    for u in utterances:
+        if u.audio not in digests:
+            digests[u.audio] = file_digest(u.audio)
+        offset, duration = u.span
+        keys.append(digests[u.audio] if offset is None
+                    else hashlib.sha1(f"{digests[u.audio]}:{offset!r}:{duration!r}".encode()).hexdigest())
+    return keys
 
 
 class FeatureCache:
@@ -64,7 +78,7 @@ class FeatureCache:
              world: int = 1, show_progress: bool = False) -> list[str]:
         """Keys of all `utterances` (in order); encodes those missing from the cache (process `rank` of `world`
         takes every world-th of them, so several processes share the work)."""
-        keys = [file_digest(u.audio) for u in utterances]
+        keys = utterance_keys(utterances)
         missing = sorted({k: u for k, u in zip(keys, utterances) if not self.path(k).is_file()}.items())
         mine = missing[rank::world]
         if mine:
@@ -74,7 +88,7 @@ class FeatureCache:
         for start in tqdm(range(0, len(mine), batch_size), disable=not show_progress, desc="caching encoder output",
                           unit="batch"):
             chunk = mine[start : start + batch_size]
-            features, frames = pad_features([logmel(load_audio(u.audio, u.where)) for _, u in chunk])  # B, M, T
+            features, frames = pad_features([logmel(load_utterance(u)) for _, u in chunk])  # B, M, T
             encoded, lengths = self.encoder(features.to(device), frames.to(device))  # B, S, D
             for (key, _), states, n in zip(chunk, encoded, lengths.tolist()):
                 self._store(key, states[:n].T)  # D, S

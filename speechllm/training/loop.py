@@ -20,7 +20,7 @@ from accelerate.utils import gather_object, set_seed
 from tqdm.auto import tqdm
 
 from speechllm.config import Config, save_config
-from speechllm.data.audio import load_audio
+from speechllm.data.audio import load_utterance
 from speechllm.data.batching import Batch
 from speechllm.errors import TrainingError
 from speechllm.evaluation.metrics import score
@@ -282,7 +282,7 @@ def evaluate_dev(run: Run) -> dict[str, float]:
     subset = run.inputs.dev[: run.config.train.eval_wer_utterances]
     if subset:
         mine = list(range(acc.process_index, len(subset), acc.num_processes))
-        audios = [load_audio(subset[i].audio, subset[i].where) for i in mine]
+        audios = [load_utterance(subset[i]) for i in mine]
         texts = transcribe_samples(core, run.tokenizer, run.logmel, audios, run.config.decode)
         hypotheses = dict(gather_object(list(zip(mine, texts))))
         records = [{"id": u.id, "language": u.language, "reference": u.text, "hypothesis": hypotheses[i]}
