@@ -1,6 +1,7 @@
-"""The training loop, top to bottom: `setup` -> `fit` (`train_step`, `evaluate_dev`, `log_step`, `save`).
+"""The training loop, top to bottom: `setup` -> `fit` (`train_step`, `dev_round`, `log_step`, `save`).
 
-Accelerate places tensors and runs several processes (`accelerate launch`); the loop itself is written out here.
+Accelerate places tensors and runs several processes (`accelerate launch`); the loop itself is written out here. The
+optimizer and schedule are in `optim.py`, the dev evaluation in `dev.py`, the data pipeline in `inputs.py`.
 """
 
 from __future__ import annotations
@@ -16,25 +17,22 @@ from typing import IO, Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import gather_object, set_seed
+from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
 from speechllm.config import Config, save_config
-from speechllm.data.audio import load_utterance
 from speechllm.data.batching import Batch
 from speechllm.errors import TrainingError
-from speechllm.evaluation.metrics import score
-from speechllm.evaluation.reliance import audio_reliance
-from speechllm.evaluation.transcribe import transcribe_samples
 from speechllm.kappa.trainable import apply_selection, choose_trainable, trainable_state_dict
 from speechllm.model.build import build_speech_llm
 from speechllm.model.checkpoint import LATEST, load_checkpoint, restore_trained, save_checkpoint
 from speechllm.model.sources import load_tokenizer
 from speechllm.training.curves import plot_runs
+from speechllm.training.dev import evaluate_dev
 from speechllm.training.inputs import Inputs, make_inputs, prepare_utterances
+from speechllm.training.optim import make_optimizer, set_learning_rates
 from speechllm.training.state import (
     TrainState,
-    learning_rate_factor,
     restore_rng,
     rng_state,
     stop_on_signals,
@@ -116,7 +114,7 @@ def setup(config: Config, train_manifest: str | Path, output_dir: str | Path, de
         (output / "selection.json").write_text(json.dumps(selection, indent=1), encoding="utf-8")
     inputs = make_inputs(config, train_data, dev_data, tokenizer, logmel, model.encoder, accelerator, show)
 
-    optimizer, groups = _optimizer(model, config)
+    optimizer, groups = make_optimizer(model, config.train)
     model, optimizer = accelerator.prepare(model, optimizer)
     state = TrainState()
     if saved is not None:
@@ -145,20 +143,6 @@ def _open_run(output: Path, config: Config, resume: bool) -> dict[str, Any] | No
             raise TrainingError(f"--resume: the '{section}' settings differ from the run's config.yaml; a run resumes "
                                 "with the model and selection it started with")
     return {"weights": weights, "selection": selection, "state": state}
-
-
-def _optimizer(model: Any, config: Config) -> tuple[torch.optim.Optimizer, list[tuple[float, int]]]:
-    """AdamW on the adaptor and on the selected LLM tensors, each group with its own peak rate and start step."""
-    train = config.train
-    adaptor = [p for p in model.adaptor.parameters() if p.requires_grad]
-    llm = [p for p in model.llm.parameters() if p.requires_grad]
-    params = [{"params": adaptor, "lr": train.lr_adaptor}]
-    groups = [(train.lr_adaptor, 0)]
-    if llm:  # the LLM's schedule starts after the adaptor-only steps
-        params.append({"params": llm, "lr": train.lr_llm})
-        groups.append((train.lr_llm, train.adaptor_only_steps))
-    fused = next(model.parameters()).device.type == "cuda"
-    return torch.optim.AdamW(params, weight_decay=train.weight_decay, fused=fused), groups
 
 
 def fit(run: Run, show_progress: bool) -> None:
@@ -198,18 +182,11 @@ def _new_window() -> dict[str, float]:
             "start": time.perf_counter()}
 
 
-def _set_learning_rates(run: Run) -> None:
-    train, step = run.config.train, run.state.step
-    for group, (peak, start) in zip(run.optimizer.param_groups, run.groups):
-        group["lr"] = 0.0 if step < start else peak * learning_rate_factor(
-            step - start, train.warmup_steps, train.max_steps - start, train.schedule, train.min_lr_ratio)
-
-
 def train_step(run: Run) -> dict[str, float] | None:
     """One optimizer step over train.grad_accum micro-batches; the step's totals over all processes, or None if
     the step was skipped (non-finite loss or gradient, or no data on some process)."""
     acc, train, state = run.accelerator, run.config.train, run.state
-    _set_learning_rates(run)
+    set_learning_rates(run.optimizer, run.groups, train, state.step)
     micro: list[Batch] = [next(run.batches) for _ in range(train.grad_accum)]
     state.consumed += len(micro)
     # One collective before any backward: which micro-batches every process holds data for (a sample that failed to
@@ -271,32 +248,11 @@ def _apply_update(run: Run, totals: dict[str, float]) -> dict[str, float] | None
     return totals
 
 
-def evaluate_dev(run: Run) -> dict[str, float]:
-    """Dev loss with the true, shuffled and silent audio over the whole dev set on all processes
-    (`reliance.audio_reliance`), and greedy WER over its first train.eval_wer_utterances, decoded in shares."""
-    acc, core = run.accelerator, run.core
-    reliance = audio_reliance(core, run.inputs.dev_loader, acc.device, core.autocast,
-                              lambda totals: acc.reduce(totals, "sum"))
-    result = {"dev_loss": reliance["loss"], "dev_loss_shuffled": reliance["loss_shuffled"],
-              "dev_loss_silence": reliance["loss_silence"], "audio_gap": reliance["audio_gap"]}
-    subset = run.inputs.dev[: run.config.train.eval_wer_utterances]
-    if subset:
-        mine = list(range(acc.process_index, len(subset), acc.num_processes))
-        audios = [load_utterance(subset[i]) for i in mine]
-        texts = transcribe_samples(core, run.tokenizer, run.logmel, audios, run.config.decode)
-        hypotheses = dict(gather_object(list(zip(mine, texts))))
-        records = [{"id": u.id, "language": u.language, "reference": u.text, "hypothesis": hypotheses[i]}
-                   for i, u in enumerate(subset)]
-        report = score(records)
-        result["dev_wer"] = report["overall"]["wer"]
-        result.update({f"dev_wer_{language}": row["wer"] for language, row in report["languages"].items()})
-    run.model.train()
-    return result
-
-
 def dev_round(run: Run) -> None:
     """Dev evaluation, written to metrics.jsonl and the log, and the run's curves redrawn (RUN/curves.png)."""
-    record = {"step": run.state.step, **evaluate_dev(run)}
+    record = {"step": run.state.step, **evaluate_dev(run.core, run.accelerator, run.inputs, run.config, run.tokenizer,
+                                                     run.logmel)}
+    run.model.train()
     run.audio_gap = record["audio_gap"]
     _write(run, record)
     logger.info("step %d: %s", run.state.step, ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "step"))

@@ -1,9 +1,8 @@
-"""What a run carries from step to step and across a restart: counters, random state, the learning-rate schedule,
-and the signals that ask it to stop."""
+"""What a run carries from step to step and across a restart: counters, random state, and the signals that ask
+it to stop."""
 
 from __future__ import annotations
 
-import math
 import random
 import signal
 from collections.abc import Iterator
@@ -38,17 +37,6 @@ def restore_rng(saved: dict[str, Any]) -> None:
     torch.set_rng_state(saved["torch"])
     if torch.cuda.is_available() and saved.get("cuda") is not None:
         torch.cuda.set_rng_state_all(saved["cuda"])
-
-
-def learning_rate_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: float) -> float:
-    """Linear warm-up to 1, then cosine / linear decay to `min_ratio` at `total`, or constant."""
-    if step < warmup:
-        return (step + 1) / warmup
-    if schedule == "constant" or total <= warmup:
-        return 1.0
-    progress = min(1.0, (step - warmup) / (total - warmup))
-    decay = 0.5 * (1 + math.cos(math.pi * progress)) if schedule == "cosine" else 1 - progress
-    return min_ratio + (1 - min_ratio) * decay
 
 
 @contextmanager

@@ -1,0 +1,39 @@
+"""Dev evaluation during training: the loss with the true, shuffled and silent audio over the whole dev set, and
+greedy WER over its first utterances, both shared out over the processes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from accelerate import Accelerator
+from accelerate.utils import gather_object
+
+from speechllm.config import Config
+from speechllm.data.audio import load_utterance
+from speechllm.evaluation.metrics import score
+from speechllm.evaluation.reliance import audio_reliance
+from speechllm.evaluation.transcribe import transcribe_samples
+from speechllm.training.inputs import Inputs
+
+
+def evaluate_dev(core: Any, accelerator: Accelerator, inputs: Inputs, config: Config, tokenizer: Any,
+                 logmel: Any) -> dict[str, float]:
+    """Dev loss with the true, shuffled and silent audio over the whole dev set on all processes
+    (`reliance.audio_reliance`), and greedy WER over its first train.eval_wer_utterances, decoded in shares.
+    `core` is the unwrapped SpeechLLM; it is left in eval mode."""
+    reliance = audio_reliance(core, inputs.dev_loader, accelerator.device, core.autocast,
+                              lambda totals: accelerator.reduce(totals, "sum"))
+    result = {"dev_loss": reliance["loss"], "dev_loss_shuffled": reliance["loss_shuffled"],
+              "dev_loss_silence": reliance["loss_silence"], "audio_gap": reliance["audio_gap"]}
+    subset = inputs.dev[: config.train.eval_wer_utterances]
+    if subset:
+        mine = list(range(accelerator.process_index, len(subset), accelerator.num_processes))
+        audios = [load_utterance(subset[i]) for i in mine]
+        texts = transcribe_samples(core, tokenizer, logmel, audios, config.decode)
+        hypotheses = dict(gather_object(list(zip(mine, texts))))
+        records = [{"id": u.id, "language": u.language, "reference": u.text, "hypothesis": hypotheses[i]}
+                   for i, u in enumerate(subset)]
+        report = score(records)
+        result["dev_wer"] = report["overall"]["wer"]
+        result.update({f"dev_wer_{language}": row["wer"] for language, row in report["languages"].items()})
+    return result

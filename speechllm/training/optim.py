@@ -1,0 +1,44 @@
+"""The optimizer and its learning-rate schedule: AdamW with one group for the adaptor and one for the selected LLM
+tensors, each warmed up and decayed on its own clock."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from speechllm.config import TrainConfig
+
+
+def make_optimizer(model: Any, train: TrainConfig) -> tuple[torch.optim.Optimizer, list[tuple[float, int]]]:
+    """AdamW on the adaptor and on the selected LLM tensors; per group its peak rate and the step its schedule
+    starts at."""
+    adaptor = [p for p in model.adaptor.parameters() if p.requires_grad]
+    llm = [p for p in model.llm.parameters() if p.requires_grad]
+    params = [{"params": adaptor, "lr": train.lr_adaptor}]
+    groups = [(train.lr_adaptor, 0)]
+    if llm:  # the LLM's schedule starts after the adaptor-only steps
+        params.append({"params": llm, "lr": train.lr_llm})
+        groups.append((train.lr_llm, train.adaptor_only_steps))
+    fused = next(model.parameters()).device.type == "cuda"
+    return torch.optim.AdamW(params, weight_decay=train.weight_decay, fused=fused), groups
+
+
+def set_learning_rates(optimizer: torch.optim.Optimizer, groups: list[tuple[float, int]], train: TrainConfig,
+                       step: int) -> None:
+    """Each group's rate at `step`: 0 before its start, then warm-up and decay over the steps left to it."""
+    for group, (peak, start) in zip(optimizer.param_groups, groups):
+        group["lr"] = 0.0 if step < start else peak * learning_rate_factor(
+            step - start, train.warmup_steps, train.max_steps - start, train.schedule, train.min_lr_ratio)
+
+
+def learning_rate_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: float) -> float:
+    """Linear warm-up to 1, then cosine / linear decay to `min_ratio` at `total`, or constant."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant" or total <= warmup:
+        return 1.0
+    progress = min(1.0, (step - warmup) / (total - warmup))
+    decay = 0.5 * (1 + math.cos(math.pi * progress)) if schedule == "cosine" else 1 - progress
+    return min_ratio + (1 - min_ratio) * decay
