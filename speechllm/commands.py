@@ -93,7 +93,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         r = report["audio_reliance"]
         print(f"audio reliance: loss {r['loss']:.3f} with each utterance's own audio, {r['loss_shuffled']:.3f} with "
               f"another's, {r['loss_silence']:.3f} with silence: gap {r['audio_gap']:+.3f} nats/token "
-              "(near 0: the model ignores the audio)")
+              f"(first 3 tokens {r['audio_gap_start']:+.3f}, the rest {r['audio_gap_rest']:+.3f}; near 0: the model "
+              "ignores the audio)")
     for language, row in report.get("forgetting", {}).items():
         print(f"forgetting {language}: held-out perplexity {row['ppl_before']:.2f} -> {row['ppl_after']:.2f} "
               f"(delta_ppl {row['delta_ppl']:+.3f})")

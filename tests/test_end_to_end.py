@@ -40,6 +40,7 @@ def test_train_transcribe_evaluate(tiny_models, tone_corpus, tmp_path, capsys, m
     dev = [r for r in records if "dev_loss" in r][-1]
     reliance = report["audio_reliance"]
     for key, dev_key in (("loss", "dev_loss"), ("loss_shuffled", "dev_loss_shuffled"),
-                         ("loss_silence", "dev_loss_silence"), ("audio_gap", "audio_gap")):
+                         ("loss_silence", "dev_loss_silence"), ("audio_gap", "audio_gap"),
+                         ("audio_gap_start", "audio_gap_start"), ("audio_gap_rest", "audio_gap_rest")):
         assert reliance[key] == pytest.approx(dev[dev_key], rel=1e-4, abs=1e-5), key
     assert reliance["audio_gap"] > 1.0  # memorized from the audio: another utterance's audio is no help

@@ -48,6 +48,22 @@ def test_loss_matches_transformers_own_shifted_loss(tiny_models):
     torch.testing.assert_close(loss, reference)
 
 
+def test_token_losses_name_each_tokens_place_in_its_transcript(tiny_models):
+    model, _, _ = tiny_model(tiny_models)
+    torch.manual_seed(0)
+    audio, lengths, texts = torch.randn(2, 3, 64), torch.tensor([3, 1]), [[5, 6, 7, 8], [9]]
+    losses, place = model.token_losses(audio, lengths, texts)
+    assert place.tolist() == [0, 1, 2, 3, 4, 0, 1]  # text tokens, then EOS, row by row
+    embeds, mask, targets = model.build_inputs(audio, lengths, texts)
+    logits = model.llm(inputs_embeds=embeds, attention_mask=mask).logits.float()
+    # row 1's first token (9) is predicted at its BOS, position 1
+    expected = -logits[1, 1].log_softmax(-1)[9]
+    torch.testing.assert_close(losses[5], expected)
+    loss, n = model.loss(audio, lengths, texts)
+    torch.testing.assert_close(loss, losses.mean())
+    assert int(n) == 7
+
+
 def test_batched_greedy_decoding_equals_one_at_a_time(tiny_models):
     model, _, _ = tiny_model(tiny_models)
     torch.manual_seed(1)

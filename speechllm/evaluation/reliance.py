@@ -5,6 +5,10 @@ A model that has only learned the text prior scores the three alike; one that re
 with the wrong audio. `audio_gap` = loss with shuffled audio - loss with the true audio (nats per token) is the
 measure. Shuffling rolls the audio by one place inside each batch; batches hold utterances of similar duration,
 so the wrong audio is about as long as the right one and length alone gives nothing away.
+
+The gap is also split by place in the transcript: `audio_gap_start` over the first START_TOKENS tokens of each
+transcript, `audio_gap_rest` over the others. A model that has found where the transcript begins in the audio
+but not how to follow it shows a large start gap and a rest gap near 0 (most tokens are in the rest).
 """
 
 from __future__ import annotations
@@ -25,20 +29,29 @@ logger = logging.getLogger(__name__)
 
 # The log-mel value Whisper's feature extractor gives digital silence: (log10(1e-10) + 4) / 4.
 SILENCE_LOGMEL = -1.5
+START_TOKENS = 3
 
 
 @torch.no_grad()
 def audio_reliance(model: SpeechLLM, batches: Iterable[Batch], device: torch.device,
                    autocast: Callable[[], AbstractContextManager] = nullcontext,
                    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
-    """{"loss", "loss_shuffled", "loss_silence", "audio_gap"}: token-weighted over all `batches`.
+    """{"loss", "loss_shuffled", "loss_silence", "audio_gap", "audio_gap_start", "audio_gap_rest"}: token-weighted
+    over all `batches`.
 
     `reduce` sums the running totals over processes (each process passes its share of the batches).
     """
     was_training = model.training
     model.eval()
-    # loss sums and token counts: true audio, shuffled audio, silence
-    totals = torch.zeros(6, dtype=torch.float64, device=device)
+    # loss sums and token counts per audio (true, shuffled, silence) and place (start, rest): 3, 2, 2
+    totals = torch.zeros(3, 2, 2, dtype=torch.float64, device=device)
+
+    def add(row: int, audio: torch.Tensor, lengths: torch.Tensor, texts: list[list[int]]) -> None:
+        losses, place = model.token_losses(audio, lengths, texts)  # N, N
+        rest = (place >= START_TOKENS).long()
+        totals[row, :, 0] += torch.zeros(2, dtype=torch.float64, device=device).index_add(0, rest, losses.double())
+        totals[row, :, 1] += torch.bincount(rest, minlength=2).double()
+
     num_mel_bins = model.encoder.whisper.config.num_mel_bins
     for batch in batches:
         if not batch.ids:
@@ -46,23 +59,23 @@ def audio_reliance(model: SpeechLLM, batches: Iterable[Batch], device: torch.dev
         batch.to(device)
         with autocast():
             audio, lengths = model.encode(batch.features, batch.frames, batch.encoded)  # B, A, H
-            loss, n = model.loss(audio, lengths, batch.tokens)
-            totals[0:2] += torch.stack([loss.double() * n, n.double()])
+            add(0, audio, lengths, batch.tokens)
             if len(batch.ids) > 1:
                 other = torch.roll(torch.arange(len(batch.ids), device=device), 1)  # each text gets its neighbour's audio
-                loss, n = model.loss(audio[other], lengths[other], batch.tokens)
-                totals[2:4] += torch.stack([loss.double() * n, n.double()])
+                add(1, audio[other], lengths[other], batch.tokens)
             mel_frames = batch.frames * 2 if batch.encoded else batch.frames  # 2 mel frames per encoder frame
             silence = torch.full((len(batch.ids), num_mel_bins, int(mel_frames.max())), SILENCE_LOGMEL,
                                  device=device)  # B, M, T
-            audio, lengths = model.encode(silence, mel_frames)
-            loss, n = model.loss(audio, lengths, batch.tokens)
-            totals[4:6] += torch.stack([loss.double() * n, n.double()])
+            add(2, *model.encode(silence, mel_frames), batch.tokens)
     if reduce is not None:
         totals = reduce(totals)
     model.train(was_training)
-    true, shuffled, silent = (float(totals[i] / totals[i + 1].clamp(min=1)) for i in (0, 2, 4))
-    return {"loss": true, "loss_shuffled": shuffled, "loss_silence": silent, "audio_gap": shuffled - true}
+    mean = totals.sum(1)[:, 0] / totals.sum(1)[:, 1].clamp(min=1)  # 3: per audio, over all places
+    by_place = totals[..., 0] / totals[..., 1].clamp(min=1)  # 3, 2
+    true, shuffled, silent = mean.tolist()
+    return {"loss": true, "loss_shuffled": shuffled, "loss_silence": silent, "audio_gap": shuffled - true,
+            "audio_gap_start": float(by_place[1, 0] - by_place[0, 0]),
+            "audio_gap_rest": float(by_place[1, 1] - by_place[0, 1])}
 
 
 def utterance_reliance(model: SpeechLLM, tokenizer, logmel: LogMel, utterances: Sequence[Utterance],

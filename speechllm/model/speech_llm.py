@@ -101,12 +101,20 @@ class SpeechLLM(nn.Module):
 
         Taking the audio as input lets evaluation pair a text with another utterance's audio (audio reliance).
         """
+        losses, _ = self.token_losses(audio, audio_lengths, texts)
+        return losses.mean(), torch.tensor(losses.numel(), device=losses.device)
+
+    def token_losses(self, audio: torch.Tensor, audio_lengths: torch.Tensor, texts: list[list[int]]
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross entropy of every predicted token: N, and its place in its transcript (0 = the first text token; the
+        EOS comes last): N."""
         embeds, attention_mask, targets = self.build_inputs(audio, audio_lengths, texts)
         hidden = self.llm.base_model(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state  # B, L, H
         predicted = targets != IGNORE  # B, L
         logits = self.llm.get_output_embeddings()(hidden[predicted])  # N, V: only where a label exists
-        loss = nn.functional.cross_entropy(logits.float(), targets[predicted])
-        return loss, predicted.sum()
+        losses = nn.functional.cross_entropy(logits.float(), targets[predicted], reduction="none")  # N
+        place = (predicted.cumsum(1) - 1)[predicted]  # N
+        return losses, place
 
     def ctc_loss(self, audio: torch.Tensor, audio_lengths: torch.Tensor, texts: list[list[int]],
                  vocab: torch.Tensor) -> torch.Tensor:

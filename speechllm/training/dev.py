@@ -24,7 +24,8 @@ def evaluate_dev(core: Any, accelerator: Accelerator, inputs: Inputs, config: Co
     reliance = audio_reliance(core, inputs.dev_loader, accelerator.device, core.autocast,
                               lambda totals: accelerator.reduce(totals, "sum"))
     result = {"dev_loss": reliance["loss"], "dev_loss_shuffled": reliance["loss_shuffled"],
-              "dev_loss_silence": reliance["loss_silence"], "audio_gap": reliance["audio_gap"]}
+              "dev_loss_silence": reliance["loss_silence"], "audio_gap": reliance["audio_gap"],
+              "audio_gap_start": reliance["audio_gap_start"], "audio_gap_rest": reliance["audio_gap_rest"]}
     subset = inputs.dev[: config.train.eval_wer_utterances]
     if subset:
         mine = list(range(accelerator.process_index, len(subset), accelerator.num_processes))
