@@ -273,7 +273,8 @@ def _apply_update(run: Run, totals: dict[str, float]) -> dict[str, float] | None
 
 def evaluate_dev(run: Run) -> dict[str, float]:
     """Dev loss with the true, shuffled and silent audio over the whole dev set on all processes
-    (`reliance.audio_reliance`), and greedy WER over its first train.eval_wer_utterances, decoded in shares."""
+    (`reliance.audio_reliance`), and greedy WER over its first train.eval_wer_utterances, decoded in shares (their
+    transcripts appended to RUN/dev_hypotheses.jsonl)."""
     acc, core = run.accelerator, run.core
     reliance = audio_reliance(core, run.inputs.dev_loader, acc.device, core.autocast,
                               lambda totals: acc.reduce(totals, "sum"))
@@ -287,6 +288,9 @@ def evaluate_dev(run: Run) -> dict[str, float]:
         hypotheses = dict(gather_object(list(zip(mine, texts))))
         records = [{"id": u.id, "language": u.language, "reference": u.text, "hypothesis": hypotheses[i]}
                    for i, u in enumerate(subset)]
+        if acc.is_main_process:  # the transcripts behind dev_wer, comparable with `evaluate`'s predictions.jsonl
+            with open(run.output / "dev_hypotheses.jsonl", "a", encoding="utf-8") as handle:
+                handle.writelines(json.dumps({"step": run.state.step, **r}, ensure_ascii=False) + "\n" for r in records)
         report = score(records)
         result["dev_wer"] = report["overall"]["wer"]
         result.update({f"dev_wer_{language}": row["wer"] for language, row in report["languages"].items()})
