@@ -44,3 +44,30 @@ def test_train_transcribe_evaluate(tiny_models, tone_corpus, tmp_path, capsys, m
                          ("audio_gap_start", "audio_gap_start"), ("audio_gap_rest", "audio_gap_rest")):
         assert reliance[key] == pytest.approx(dev[dev_key], rel=1e-4, abs=1e-5), key
     assert reliance["audio_gap"] > 1.0  # memorized from the audio: another utterance's audio is no help
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_dev_evaluation_transcribe_and_evaluate_agree_on_one_checkpoint(tiny_models, tone_corpus, tmp_path, capsys,
+                                                                         monkeypatch, dtype):
+    # Half-trained on purpose: the transcripts are long and varied, so any difference in precision, weights or
+    # decoding between the three paths shows. The last dev evaluation runs on the weights the checkpoint holds.
+    monkeypatch.setenv("SPEECHLLM_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    assert main(["train", "--manifest", str(tone_corpus), "--dev-manifest", str(tone_corpus), "--config",
+                 "configs/tiny.yaml", "--output", str(run), "--quiet", *tiny_overrides(*tiny_models),
+                 f"model.dtype={dtype}", "train.max_steps=15", "train.eval_every=5"]) == 0
+    rows = [json.loads(x) for x in (run / "dev_hypotheses.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [5] * 4 + [10] * 4 + [15] * 4
+    during_training = [r["hypothesis"] for r in rows if r["step"] == 15]
+    assert [r["reference"] for r in rows if r["step"] == 15] == TEXTS
+    assert len(set(during_training)) == 4 and all(during_training), during_training
+
+    assert main(["evaluate", "--manifest", str(tone_corpus), "--checkpoint", str(run), "--predictions",
+                 str(tmp_path / "predictions.jsonl"), "--quiet", "--device", "cpu"]) == 0
+    evaluated = [json.loads(x)["hypothesis"] for x in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    audio = [str(tone_corpus.parent / name) for name in ("utt0.wav", "utt1.flac", "utt2.wav", "utt3.flac")]
+    capsys.readouterr()
+    assert main(["transcribe", *audio, "--checkpoint", str(run), "--quiet", "--device", "cpu"]) == 0
+    transcribed = [line.split("\t", 1)[1] for line in capsys.readouterr().out.splitlines()]
+    assert evaluated == during_training
+    assert transcribed == during_training

@@ -17,16 +17,18 @@ from speechllm.training.inputs import Inputs
 
 
 def evaluate_dev(core: Any, accelerator: Accelerator, inputs: Inputs, config: Config, tokenizer: Any,
-                 logmel: Any) -> dict[str, float]:
+                 logmel: Any) -> tuple[dict[str, float], list[dict[str, str]]]:
     """Dev loss with the true, shuffled and silent audio over the whole dev set on all processes
-    (`reliance.audio_reliance`), and greedy WER over its first train.eval_wer_utterances, decoded in shares.
-    `core` is the unwrapped SpeechLLM; it is left in eval mode."""
+    (`reliance.audio_reliance`), and greedy WER over its first train.eval_wer_utterances, decoded in shares; the
+    metrics and the transcripts behind the WER (id, language, reference, hypothesis). `core` is the unwrapped
+    SpeechLLM; it is left in eval mode."""
     reliance = audio_reliance(core, inputs.dev_loader, accelerator.device, core.autocast,
                               lambda totals: accelerator.reduce(totals, "sum"))
     result = {"dev_loss": reliance["loss"], "dev_loss_shuffled": reliance["loss_shuffled"],
               "dev_loss_silence": reliance["loss_silence"], "audio_gap": reliance["audio_gap"],
               "audio_gap_start": reliance["audio_gap_start"], "audio_gap_rest": reliance["audio_gap_rest"]}
     subset = inputs.dev[: config.train.eval_wer_utterances]
+    records = []
     if subset:
         mine = list(range(accelerator.process_index, len(subset), accelerator.num_processes))
         audios = [load_utterance(subset[i]) for i in mine]
@@ -37,4 +39,4 @@ def evaluate_dev(core: Any, accelerator: Accelerator, inputs: Inputs, config: Co
         report = score(records)
         result["dev_wer"] = report["overall"]["wer"]
         result.update({f"dev_wer_{language}": row["wer"] for language, row in report["languages"].items()})
-    return result
+    return result, records

@@ -249,10 +249,14 @@ def _apply_update(run: Run, totals: dict[str, float]) -> dict[str, float] | None
 
 
 def dev_round(run: Run) -> None:
-    """Dev evaluation, written to metrics.jsonl and the log, and the run's curves redrawn (RUN/curves.png)."""
-    record = {"step": run.state.step, **evaluate_dev(run.core, run.accelerator, run.inputs, run.config, run.tokenizer,
-                                                     run.logmel)}
+    """Dev evaluation, written to metrics.jsonl (its transcripts to dev_hypotheses.jsonl) and the log, and the run's
+    curves redrawn (RUN/curves.png)."""
+    metrics, transcripts = evaluate_dev(run.core, run.accelerator, run.inputs, run.config, run.tokenizer, run.logmel)
     run.model.train()
+    record = {"step": run.state.step, **metrics}
+    if run.metrics is not None and transcripts:  # the transcripts behind dev_wer, as `evaluate`'s predictions.jsonl
+        with open(run.output / "dev_hypotheses.jsonl", "a", encoding="utf-8") as handle:
+            handle.writelines(json.dumps({"step": run.state.step, **t}, ensure_ascii=False) + "\n" for t in transcripts)
     run.audio_gap = record["audio_gap"]
     _write(run, record)
     logger.info("step %d: %s", run.state.step, ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "step"))
