@@ -44,18 +44,19 @@ def plot_runs(runs: Sequence[str | Path], output: str | Path, labels: Sequence[s
             gap_ax.plot(steps, [r["audio_gap"] for r in dev], color=color, marker="o", ms=3, label=label)
             rest = [(r["step"], r["audio_gap_rest"]) for r in dev if "audio_gap_rest" in r]
             if rest:  # the gap past the first tokens: near 0 while the model only finds where the text starts
-                gap_ax.plot(*zip(*rest), color=color, ls=":", lw=1)
+                gap_ax.plot(*zip(*rest), color=color, ls=":", lw=1, marker="x", ms=4)
             for key, style in (("dev_wer", "-"), *((k, ":") for k in sorted(dev[-1]) if k.startswith("dev_wer_"))):
                 points = [(r["step"], 100 * r[key]) for r in dev if key in r]
                 if points:
                     wer_ax.plot(*zip(*points), color=color, ls=style, marker="o", ms=3,
                                 label=f"{label} {key[8:] or 'all'}")
-    loss_ax.set(title="loss (faint: train; solid: dev; dashed: dev, shuffled audio)", xlabel="step",
+    loss_ax.set(title="loss (faint: train, solid: dev, dashed: dev with shuffled audio)", xlabel="step",
                 ylabel="nats / token")
-    gap_ax.set(title="audio gap: shuffled - true dev loss (dotted: past token 3)", xlabel="step", ylabel="nats / token")
+    gap_ax.set(title="audio gap: shuffled - true dev loss (dotted, x: past the 3rd token)", xlabel="step", ylabel="nats / token")
     gap_ax.axhline(0, color="grey", lw=0.8)
     wer_ax.set(title="dev WER (greedy)", xlabel="step", ylabel="WER %")
     for ax in (loss_ax, gap_ax, wer_ax):
+        ax.title.set_fontsize(9)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
