@@ -71,6 +71,12 @@ class ModelConfig:
     dtype: str = "auto"
     # Attention kernel for the LLM: "sdpa", "eager", "flash_attention_2"
     attn_implementation: str = "sdpa"
+    # What the LLM reads of the adaptor's output. "none": every adaptor frame, 12.5 a second (the paper). "soft" or
+    # "frames": CTC compression (model/compression.py): the adaptor's CTC head labels each frame with a token or
+    # blank, and the LLM reads one vector per predicted token: its soft token embedding ("soft") or the mean of its
+    # adaptor frames ("frames"). Departs from the paper; needs the CTC head trained (train.ctc_only_steps,
+    # train.ctc_weight). Measured in docs/recognition.md.
+    compression: str = "none"
 
 
 @dataclass
@@ -154,6 +160,10 @@ class TrainConfig:
     ctc_weight: float = 0.0
     # Steps after which the CTC loss is switched off (0 = it stays on for the whole run)
     ctc_steps: int = 0
+    # Steps at the start that train the adaptor with the CTC loss alone (the LLM is not run, so a step costs a
+    # fraction of a full one): the adaptor's frames learn to point at the LLM's token embeddings before the LLM
+    # reads them. The LLM's learning-rate schedule starts after them. 0 = off (the paper)
+    ctc_only_steps: int = 0
 
 
 @dataclass
@@ -187,6 +197,7 @@ class Config:
 _CHOICES = {
     "model.encoder_mode": ("trim", "pad30"),
     "model.dtype": ("auto", "float32", "bfloat16", "float16"),
+    "model.compression": ("none", "soft", "frames"),
     "selection.strategy": STRATEGIES,
     "data.on_error": ("fail", "skip"),
     "train.schedule": ("cosine", "linear", "constant"),
@@ -197,7 +208,7 @@ _AT_LEAST_1 = ("model.adaptor_subsample model.adaptor_heads selection.num_tensor
                "train.max_bad_steps decode.num_beams decode.batch_size").split()
 _AT_LEAST_0 = ("model.adaptor_layers data.num_workers train.max_steps train.lr_adaptor train.lr_llm train.weight_decay "
                "train.warmup_steps train.grad_clip train.eval_every train.eval_wer_utterances train.save_every "
-               "train.adaptor_only_steps train.ctc_weight train.ctc_steps decode.extra_tokens").split()
+               "train.adaptor_only_steps train.ctc_weight train.ctc_steps train.ctc_only_steps decode.extra_tokens").split()
 _RANGES = {**dict.fromkeys(_AT_LEAST_1, (1, math.inf, "at least 1")),
            **dict.fromkeys(_AT_LEAST_0, (0, math.inf, "at least 0")),
            **dict.fromkeys(("selection.lora_alpha", "decode.tokens_per_second"), (1e-12, math.inf, "above 0")),

@@ -46,16 +46,23 @@ def test_train_transcribe_evaluate(tiny_models, tone_corpus, tmp_path, capsys, m
     assert reliance["audio_gap"] > 1.0  # memorized from the audio: another utterance's audio is no help
 
 
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("settings", [["model.dtype=float32"], ["model.dtype=bfloat16"],
+                                      ["model.compression=soft", "train.ctc_only_steps=4", "train.ctc_weight=0.5"]],
+                         ids=["float32", "bfloat16", "ctc-compression"])
 def test_dev_evaluation_transcribe_and_evaluate_agree_on_one_checkpoint(tiny_models, tone_corpus, tmp_path, capsys,
-                                                                         monkeypatch, dtype):
+                                                                         monkeypatch, settings):
     # Half-trained on purpose: the transcripts are long and varied, so any difference in precision, weights or
-    # decoding between the three paths shows. The last dev evaluation runs on the weights the checkpoint holds.
+    # decoding between the three paths shows. The last dev evaluation runs on the weights the checkpoint holds
+    # (with CTC compression, also the CTC head's classes, which the checkpoint must carry).
     monkeypatch.setenv("SPEECHLLM_CACHE", str(tmp_path / "cache"))
     run = tmp_path / "run"
     assert main(["train", "--manifest", str(tone_corpus), "--dev-manifest", str(tone_corpus), "--config",
                  "configs/tiny.yaml", "--output", str(run), "--quiet", *tiny_overrides(*tiny_models),
-                 f"model.dtype={dtype}", "train.max_steps=15", "train.eval_every=5"]) == 0
+                 *settings, "train.max_steps=15", "train.eval_every=5", "train.log_every=1"]) == 0
+    logged = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if "lr_adaptor" in x]
+    if "train.ctc_only_steps=4" in settings:  # the first steps train the CTC head alone: no LLM loss, no LLM rate
+        assert [r["loss"] is None for r in logged] == [True] * 4 + [False] * 11
+        assert all("ctc_loss" in r for r in logged) and [r["lr_llm"] for r in logged[:4]] == [0.0] * 4
     rows = [json.loads(x) for x in (run / "dev_hypotheses.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [5] * 4 + [10] * 4 + [15] * 4
     during_training = [r["hypothesis"] for r in rows if r["step"] == 15]

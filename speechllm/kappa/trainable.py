@@ -120,5 +120,8 @@ def set_trainable(model: SpeechLLM, llm_tensors: list[str]) -> list[str]:
 
 
 def trainable_state_dict(model: SpeechLLM) -> dict[str, torch.Tensor]:
-    """Only what training changes: the adaptor and the unfrozen LLM tensors (never GBs of frozen weights)."""
-    return {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
+    """Only what training changes: the adaptor (with its buffers: the CTC head's classes) and the unfrozen LLM
+    tensors (never GBs of frozen weights)."""
+    weights = {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
+    weights.update({f"adaptor.{name}": b.detach() for name, b in model.adaptor.named_buffers()})
+    return weights

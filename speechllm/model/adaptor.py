@@ -53,6 +53,9 @@ class CTCHead(nn.Module):
         super().__init__()
         self.blank = nn.Parameter(torch.zeros(dim))
         self.log_scale = nn.Parameter(torch.zeros(()))
+        # Token ids of the non-blank classes, sorted (every token of the training transcripts); set by training,
+        # saved with the checkpoint.
+        self.register_buffer("classes", torch.zeros(0, dtype=torch.long))
 
     def forward(self, audio: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
         """audio: B, A, H; embeddings: V, H (the classes' token embeddings) -> log-probabilities B, A, V+1."""
@@ -75,7 +78,7 @@ class Adaptor(nn.Module):
         # Learned output gain. `build_speech_llm` starts it at the RMS of the LLM's token embeddings, so audio
         # embeddings enter the LLM at the scale of text embeddings instead of LayerNorm's unit scale.
         self.output_scale = nn.Parameter(torch.ones(()))
-        self.ctc = CTCHead(llm_dim) if ctc else None  # only for train.ctc_weight > 0
+        self.ctc = CTCHead(llm_dim) if ctc else None  # for model.compression or train.ctc_weight > 0
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return (lengths + self.subsample - 1) // self.subsample

@@ -66,7 +66,7 @@ def build_speech_llm(config: ModelConfig, device: torch.device | str = "cpu", se
                      tokenizer: PreTrainedTokenizerBase | None = None
                      ) -> tuple[SpeechLLM, PreTrainedTokenizerBase, LogMel]:
     """Load the encoder and the LLM (and the tokenizer unless given), build a fresh adaptor (seeded; with a CTC
-    head if `ctc`), all frozen until `set_trainable`."""
+    head if `ctc` or CTC compression needs one), all frozen until `set_trainable`."""
     device = torch.device(device)
     dtype = torch_dtype(config.dtype, device)
     whisper = load_whisper_encoder(config.encoder, dtype)
@@ -83,6 +83,7 @@ def assemble_speech_llm(whisper: WhisperEncoder, llm: PreTrainedModel, tokenizer
     pass random ones built from config objects): the LLM frozen, a fresh seeded adaptor, the prompt's tokens."""
     device = torch.device(device)
     dtype = torch_dtype(config.dtype, device)
+    ctc = ctc or config.compression != "none"
     llm.requires_grad_(False)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -96,7 +97,7 @@ def assemble_speech_llm(whisper: WhisperEncoder, llm: PreTrainedModel, tokenizer
     bos, eos, pad = special_token_ids(tokenizer, config)
     before, after = prompt_ids(tokenizer, config.prompt, bos)
     model = SpeechLLM(AudioEncoder(whisper, config.encoder_mode), adaptor, llm, bos, eos, pad, before, after,
-                      compute_dtype=dtype).to(device)
+                      compute_dtype=dtype, compression_mode=config.compression).to(device)
     logger.info("encoder %s (%d mel bins, mode %s), LLM %s, dtype %s", config.encoder, whisper.config.num_mel_bins,
                 config.encoder_mode, config.llm, dtype)
     return model

@@ -122,7 +122,7 @@ def load_trained(checkpoint: str | Path, device: torch.device | str = "cpu", ove
     if overrides:  # e.g. decode.num_beams=4; model sources may be redirected to local copies
         config = load_config(None, overrides, base=config)
     model, tokenizer, logmel = build_speech_llm(config.model, device, seed=config.train.seed,
-                                                ctc=config.train.ctc_weight > 0)
+                                                ctc=config.train.ctc_weight > 0)  # compression adds its own head
     restore_trained(model, selection, weights)
     model.eval()
     return model, tokenizer, logmel, config
@@ -139,6 +139,11 @@ def restore_trained(model: SpeechLLM, selection: dict[str, Any], weights: dict[s
     except ValueError as error:  # tensors or LoRA targets the model does not have
         raise CheckpointError(f"the checkpoint does not fit this model ({error}); rebuild it with the run's own "
                               "config.yaml (leave model.* settings as they were)") from None
+    buffers = {f"adaptor.{name}" for name, _ in model.adaptor.named_buffers()}
+    for name in buffers & set(weights):  # the CTC head's classes: sized by the training data, not by the config
+        module, _, leaf = name.rpartition(".")
+        setattr(model.get_submodule(module), leaf, weights[name].to(next(model.parameters()).device))
+    weights = {name: tensor for name, tensor in weights.items() if name not in buffers}
     parameters = dict(model.named_parameters())
     unknown = sorted(set(weights) - set(parameters))
     if unknown:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
+from speechllm.model import compression
 from speechllm.model.adaptor import Adaptor
 from speechllm.model.encoder import AudioEncoder
 
@@ -30,8 +31,11 @@ class SpeechLLM(nn.Module):
 
     def __init__(self, encoder: AudioEncoder, adaptor: Adaptor, llm: PreTrainedModel, bos_id: int, eos_id: int,
                  pad_id: int, prompt_before: Sequence[int] = (), prompt_after: Sequence[int] | None = None,
-                 compute_dtype: torch.dtype = torch.float32):
+                 compute_dtype: torch.dtype = torch.float32, compression_mode: str = "none"):
         super().__init__()
+        if compression_mode != "none" and adaptor.ctc is None:
+            raise ValueError("CTC compression needs the adaptor's CTC head")
+        self.compression_mode = compression_mode  # "none" (the paper), "soft" or "frames" (model/compression.py)
         # Matrix products run in compute_dtype under autocast (the frozen weights' dtype); trainable tensors keep
         # float32 master values (`build.set_trainable`), so small updates are not rounded away.
         self.compute_dtype = compute_dtype
@@ -56,15 +60,36 @@ class SpeechLLM(nn.Module):
         """encoder states: B, S, D_enc (zero past lengths), lengths: B -> adapted audio: B, S/4, H, lengths: B."""
         return self.adaptor(encoded.to(self.adaptor.projection.weight.dtype), lengths)
 
-    def encode(self, features: torch.Tensor, frames: torch.Tensor, encoded: bool = False
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode_frames(self, features: torch.Tensor, frames: torch.Tensor, encoded: bool = False
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-mel features: B, M, T with frames: B (or, with `encoded`, cached encoder states: B, D_enc, S with
-        lengths: B) -> adapted audio: B, A, H (zero past lengths), lengths: B."""
+        lengths: B) -> the adaptor's frames: B, A, H (zero past lengths), lengths: B."""
         if encoded:
             states, lengths = features.transpose(1, 2), frames  # B, D_enc, S -> B, S, D_enc
         else:
             states, lengths = self.encoder(features, frames)  # B, S, D_enc
         return self.adapt(states, lengths)  # B, S/4, H
+
+    def ctc_log_probs(self, audio: torch.Tensor) -> torch.Tensor:
+        """Adapted frames: B, A, H -> CTC log-probabilities over blank and the head's classes: B, A, V+1."""
+        embeddings = self.embed_tokens(self.adaptor.ctc.classes).detach()  # V, H: the LLM's own, never trained here
+        return self.adaptor.ctc(audio, embeddings)
+
+    def to_llm_input(self, audio: torch.Tensor, lengths: torch.Tensor, log_probs: torch.Tensor | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Adapted frames: B, A, H -> what the LLM reads: the frames themselves (the paper) or, with CTC compression,
+        one vector per CTC segment: B, K, H with the segment counts: B."""
+        if self.compression_mode == "none":
+            return audio, lengths
+        if log_probs is None:
+            log_probs = self.ctc_log_probs(audio)
+        embeddings = self.embed_tokens(self.adaptor.ctc.classes).detach()  # V, H
+        return compression.compress(audio, log_probs, lengths, embeddings, self.compression_mode)
+
+    def encode(self, features: torch.Tensor, frames: torch.Tensor, encoded: bool = False
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features (see `encode_frames`) -> the audio vectors the LLM reads: B, A, H (zero past lengths), lengths: B."""
+        return self.to_llm_input(*self.encode_frames(features, frames, encoded))
 
     def build_inputs(self, audio: torch.Tensor, audio_lengths: torch.Tensor, texts: list[list[int]]
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -116,27 +141,30 @@ class SpeechLLM(nn.Module):
         place = (predicted.cumsum(1) - 1)[predicted]  # N
         return losses, place
 
-    def ctc_loss(self, audio: torch.Tensor, audio_lengths: torch.Tensor, texts: list[list[int]],
-                 vocab: torch.Tensor) -> torch.Tensor:
-        """Auxiliary CTC loss of the adapted audio (B, A, H) against the texts, over the classes `vocab` (V token
-        ids that cover every token of the texts; sorted) plus blank. Mean over utterances of the per-token loss."""
-        embeddings = self.embed_tokens(vocab).detach()  # V, H: the LLM's own embeddings, not trained by this loss
-        log_probs = self.adaptor.ctc(audio, embeddings)  # B, A, V+1
-        flat = torch.tensor([t for text in texts for t in text], dtype=torch.long, device=audio.device)
-        targets = torch.searchsorted(vocab, flat) + 1  # class index of each token (0 is blank)
-        target_lengths = torch.tensor([len(t) for t in texts], device=audio.device)
+    def ctc_loss(self, log_probs: torch.Tensor, audio_lengths: torch.Tensor, texts: list[list[int]]) -> torch.Tensor:
+        """Auxiliary CTC loss of the adapted frames' log-probabilities (B, A, V+1, `ctc_log_probs`) against the
+        texts, whose tokens are all among the head's classes. Mean over utterances of the per-token loss."""
+        classes = self.adaptor.ctc.classes
+        flat = torch.tensor([t for text in texts for t in text], dtype=torch.long, device=log_probs.device)
+        targets = torch.searchsorted(classes, flat) + 1  # class index of each token (0 is blank)
+        target_lengths = torch.tensor([len(t) for t in texts], device=log_probs.device)
         return nn.functional.ctc_loss(log_probs.transpose(0, 1), targets, audio_lengths, target_lengths,
                                       blank=0, reduction="mean", zero_infinity=True)
 
     def forward(self, features: torch.Tensor, frames: torch.Tensor, texts: list[list[int]], encoded: bool = False,
-                ctc_vocab: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Mean token cross entropy over predicted positions, the number of predicted tokens, and the auxiliary
-        CTC loss over the classes `ctc_vocab` (None without it)."""
+                ctc: bool = False, llm: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Mean token cross entropy over predicted positions (0 without `llm`: the LLM is not run), the number of
+        predicted tokens, and the auxiliary CTC loss (None without `ctc`)."""
         with self.autocast():
-            audio, audio_lengths = self.encode(features, frames, encoded)
+            audio, audio_lengths = self.encode_frames(features, frames, encoded)  # B, A, H
+            log_probs = self.ctc_log_probs(audio) if ctc else None  # B, A, V+1
+            ctc_loss = None if log_probs is None else self.ctc_loss(log_probs, audio_lengths, texts)
+            if not llm:
+                n_tokens = torch.tensor(sum(len(t) + 1 for t in texts), device=audio.device)
+                return audio.new_zeros(()).float(), n_tokens, ctc_loss
+            audio, audio_lengths = self.to_llm_input(audio, audio_lengths, log_probs)
             loss, n_tokens = self.loss(audio, audio_lengths, texts)
-            ctc = None if ctc_vocab is None else self.ctc_loss(audio, audio_lengths, texts, ctc_vocab)
-        return loss, n_tokens, ctc
+        return loss, n_tokens, ctc_loss
 
     def prefix(self, features: torch.Tensor, frames: torch.Tensor, encoded: bool = False
                ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -55,13 +55,14 @@ class Inputs:
     loader: DataLoader
     dev: list[Utterance]  # the dev utterances (empty without a dev manifest)
     dev_loader: DataLoader | None  # this process's share of the dev set
-    ctc_vocab: torch.Tensor | None  # classes of the auxiliary CTC loss (train.ctc_weight > 0)
+    ctc_classes: torch.Tensor | None  # the CTC head's classes: every token of the training transcripts, sorted
 
 
 def make_inputs(config: Config, train: tuple[list[Utterance], list[float]],
                 dev: tuple[list[Utterance], list[float]], tokenizer: Any, logmel: LogMel, encoder: AudioEncoder,
-                accelerator: Accelerator, show_progress: bool) -> Inputs:
-    """Loaders for checked utterances (with their decoded durations); fills the feature cache first if it is on."""
+                accelerator: Accelerator, show_progress: bool, ctc: bool = False) -> Inputs:
+    """Loaders for checked utterances (with their decoded durations); fills the feature cache first if it is on;
+    with `ctc` (the model has a CTC head), the head's classes."""
     (train_set, durations), (dev_set, dev_durations) = train, dev
     rank, world = accelerator.process_index, accelerator.num_processes
     cache, train_keys, dev_keys = None, None, None
@@ -82,8 +83,8 @@ def make_inputs(config: Config, train: tuple[list[Utterance], list[float]],
         dev_batches = BucketBatchSampler(dev_durations, config.train.batch_size).local_batches(0)[rank::world]
         dev_loader = DataLoader(SpeechDataset(dev_set, tokenizer, logmel, cache, dev_keys), collate_fn=collate,
                                 batch_sampler=dev_batches, num_workers=config.data.num_workers)
-    ctc_vocab = None
-    if config.train.ctc_weight > 0:  # every token of the training transcripts, sorted
+    ctc_classes = None
+    if ctc:  # every token of the training transcripts, sorted
         ids = sorted({t for u in train_set for t in tokenize(tokenizer, u.text)})
-        ctc_vocab = torch.tensor(ids, dtype=torch.long, device=accelerator.device)
-    return Inputs(sampler, loader, dev_set, dev_loader, ctc_vocab)
+        ctc_classes = torch.tensor(ids, dtype=torch.long, device=accelerator.device)
+    return Inputs(sampler, loader, dev_set, dev_loader, ctc_classes)

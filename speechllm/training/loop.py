@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from tqdm.auto import tqdm
 
 from speechllm.config import Config, save_config
@@ -89,8 +89,12 @@ def setup(config: Config, train_manifest: str | Path, output_dir: str | Path, de
     output = Path(output_dir)
     saved = _open_run(output, config, resume)
     # Precision is the model's own autocast (model.dtype); Accelerate adds loss scaling for float16.
+    # With a CTC head some trained tensors get no gradient in some steps (the LLM's in CTC-only steps, the head's
+    # without a CTC loss): DDP must be told, or it waits for them.
+    ctc_head = config.model.compression != "none" or config.train.ctc_weight > 0
     accelerator = Accelerator(mixed_precision="fp16" if config.model.dtype == "float16" else "no",
-                              cpu=not torch.cuda.is_available())  # cpu: `accelerate launch` runs gloo processes
+                              cpu=not torch.cuda.is_available(),  # cpu: `accelerate launch` runs gloo processes
+                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=ctc_head)])
     set_seed(config.train.seed)
     show = show_progress and accelerator.is_main_process
 
@@ -100,7 +104,7 @@ def setup(config: Config, train_manifest: str | Path, output_dir: str | Path, de
     dev_data = prepare_utterances(dev_manifest, tokenizer, config, show) if dev_manifest else ([], [])
 
     model, tokenizer, logmel = build_speech_llm(config.model, accelerator.device, seed=config.train.seed,
-                                                ctc=config.train.ctc_weight > 0, tokenizer=tokenizer)
+                                                ctc=ctc_head, tokenizer=tokenizer)
     if saved is None:  # main process first: it fills the kappa cache the others then read
         with accelerator.main_process_first():
             selection = choose_trainable(model.llm, config.selection, config.model.llm, show_progress=show)
@@ -112,7 +116,9 @@ def setup(config: Config, train_manifest: str | Path, output_dir: str | Path, de
         output.mkdir(parents=True, exist_ok=True)
         save_config(config, output / "config.yaml")
         (output / "selection.json").write_text(json.dumps(selection, indent=1), encoding="utf-8")
-    inputs = make_inputs(config, train_data, dev_data, tokenizer, logmel, model.encoder, accelerator, show)
+    inputs = make_inputs(config, train_data, dev_data, tokenizer, logmel, model.encoder, accelerator, show, ctc_head)
+    if saved is None and ctc_head:  # a resumed run keeps the classes its checkpoint holds
+        model.adaptor.ctc.classes = inputs.ctc_classes
 
     optimizer, groups = make_optimizer(model, config.train)
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -200,22 +206,25 @@ def train_step(run: Run) -> dict[str, float] | None:
     live = [i for i in range(len(micro)) if int(live_items[i]) > 0]
     if not live:
         return None
-    use_ctc = run.inputs.ctc_vocab is not None and (not train.ctc_steps or state.step < train.ctc_steps)
+    run_llm = state.step >= train.ctc_only_steps  # the first ctc_only_steps train the adaptor's CTC head alone
+    use_ctc = run.core.adaptor.ctc is not None and (not run_llm or train.ctc_weight > 0) and \
+        (not train.ctc_steps or state.step < train.ctc_steps)
     step_tokens = float(tokens[live].sum())
     totals = {"loss": 0.0, "tokens": 0.0, "audio": 0.0, "ctc": 0.0}
     for k, i in enumerate(live):
         batch = micro[i].to(acc.device)
         with acc.no_sync(run.model) if k < len(live) - 1 else nullcontext():
-            loss, n_tokens, ctc = run.model(batch.features, batch.frames, batch.tokens, batch.encoded,
-                                            run.inputs.ctc_vocab if use_ctc else None)
+            loss, n_tokens, ctc = run.model(batch.features, batch.frames, batch.tokens, batch.encoded, use_ctc,
+                                            run_llm)
             # Token-weighted over the whole step on all processes (DDP averages over processes): N processes and
             # any accumulation give the gradient of one big batch.
             objective = loss * n_tokens / step_tokens * acc.num_processes
             if ctc is not None:
-                objective = objective + train.ctc_weight * ctc / len(live)
+                objective = objective + (train.ctc_weight if run_llm else 1.0) * ctc / len(live)
             acc.backward(objective)
-        totals["loss"] += float(loss.detach()) * int(n_tokens)
-        totals["tokens"] += int(n_tokens)
+        if run_llm:
+            totals["loss"] += float(loss.detach()) * int(n_tokens)
+            totals["tokens"] += int(n_tokens)
         totals["audio"] += batch.seconds
         totals["ctc"] += float(ctc.detach()) / len(live) / acc.num_processes if ctc is not None else 0.0
     return _apply_update(run, totals)
@@ -267,7 +276,7 @@ def dev_round(run: Run) -> None:
 def log_step(run: Run, window: dict[str, float], progress: Any) -> None:
     """One line per train.log_every steps: metrics.jsonl, and the progress bar's postfix."""
     elapsed = time.perf_counter() - window["start"]
-    record = {"step": run.state.step, "loss": window["loss"] / max(window["tokens"], 1),
+    record = {"step": run.state.step, "loss": window["loss"] / window["tokens"] if window["tokens"] else None,
               "lr_adaptor": run.optimizer.param_groups[0]["lr"], "lr_llm": run.optimizer.param_groups[-1]["lr"],
               "grad_norm": window["grad_norm"] / max(window["steps"], 1),
               "tokens_per_s": window["tokens"] / elapsed, "audio_s_per_s": window["audio"] / elapsed,
@@ -277,7 +286,8 @@ def log_step(run: Run, window: dict[str, float], progress: Any) -> None:
     if torch.cuda.is_available():
         record["memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
     gap = {} if run.audio_gap is None else {"gap": f"{run.audio_gap:.3f}"}
-    progress.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{record['lr_adaptor']:.1e}",
+    shown = record["loss"] if record["loss"] is not None else record.get("ctc_loss", 0.0)  # CTC-only steps: CTC
+    progress.set_postfix(loss=f"{shown:.3f}", lr=f"{record['lr_adaptor']:.1e}",
                          audio_s=f"{record['audio_s_per_s']:.0f}/s", **gap)
     _write(run, record)
 

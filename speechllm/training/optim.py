@@ -18,9 +18,9 @@ def make_optimizer(model: Any, train: TrainConfig) -> tuple[torch.optim.Optimize
     llm = [p for p in model.llm.parameters() if p.requires_grad]
     params = [{"params": adaptor, "lr": train.lr_adaptor}]
     groups = [(train.lr_adaptor, 0)]
-    if llm:  # the LLM's schedule starts after the adaptor-only steps
+    if llm:  # the LLM's schedule starts after the adaptor-only and CTC-only steps
         params.append({"params": llm, "lr": train.lr_llm})
-        groups.append((train.lr_llm, train.adaptor_only_steps))
+        groups.append((train.lr_llm, max(train.adaptor_only_steps, train.ctc_only_steps)))
     fused = next(model.parameters()).device.type == "cuda"
     return torch.optim.AdamW(params, weight_decay=train.weight_decay, fused=fused), groups
 

@@ -1,0 +1,86 @@
+"""CTC compression: greedy segments as CTC decoding reads them, pooled exactly; the model reads one vector a segment."""
+
+from pathlib import Path
+
+import torch
+
+from speechllm.config import load_config
+from speechllm.model.build import build_speech_llm
+from speechllm.model.compression import compress, ctc_segments, pool_segments, soft_embeddings
+from tests.conftest import tiny_overrides
+
+
+def log_probs_for(labels: list[list[int]], classes: int = 8) -> torch.Tensor:
+    """B rows of frame labels -> B, A, classes log-probabilities whose argmax is that label."""
+    return torch.nn.functional.one_hot(torch.tensor(labels), classes).float().mul(5.0).log_softmax(-1)
+
+
+def test_segments_merge_repeats_split_at_blanks_and_ignore_padding():
+    # row 0: blank, 5 5 (one token), blank, 5 (a second 5), 7 7; row 1: 3 3 4 then padding whose labels don't count
+    labels = [[0, 5, 5, 0, 5, 7, 7, 0], [3, 3, 4, 6, 6, 6, 6, 6]]
+    segment, counts = ctc_segments(log_probs_for(labels), torch.tensor([8, 3]))
+    assert segment.tolist() == [[-1, 0, 0, -1, 1, 2, 2, -1], [0, 0, 1, -1, -1, -1, -1, -1]]
+    assert counts.tolist() == [3, 2]
+
+
+def test_an_all_blank_utterance_keeps_one_segment_of_all_its_frames():
+    segment, counts = ctc_segments(log_probs_for([[0, 0, 0, 0]]), torch.tensor([3]))
+    assert segment.tolist() == [[0, 0, 0, -1]] and counts.tolist() == [1]
+
+
+def test_pooling_is_the_mean_of_each_segments_frames():
+    values = torch.arange(2 * 5 * 3, dtype=torch.float32).reshape(2, 5, 3)
+    segment = torch.tensor([[0, 0, -1, 1, 1], [-1, 0, -1, -1, -1]])
+    pooled = pool_segments(values, segment, torch.tensor([2, 1]))
+    assert pooled.shape == (2, 2, 3)
+    torch.testing.assert_close(pooled[0, 0], values[0, :2].mean(0))
+    torch.testing.assert_close(pooled[0, 1], values[0, 3:].mean(0))
+    torch.testing.assert_close(pooled[1, 0], values[1, 1])
+    assert torch.equal(pooled[1, 1], torch.zeros(3))  # past row 1's single segment
+
+
+def test_soft_embedding_of_a_confident_frame_is_its_tokens_embedding():
+    embeddings = torch.randn(7, 4)  # classes 1..7 -> rows 0..6
+    log_probs = log_probs_for([[3, 0]]).mul(10).log_softmax(-1)  # very confident class 3 then blank
+    soft = soft_embeddings(log_probs, embeddings)
+    torch.testing.assert_close(soft[0, 0], embeddings[2], atol=1e-4, rtol=1e-4)
+    frames = torch.randn(1, 2, 4)
+    pooled, counts = compress(frames, log_probs, torch.tensor([2]), embeddings, "soft")
+    assert counts.tolist() == [1] and pooled.shape == (1, 1, 4)
+    torch.testing.assert_close(pooled[0, 0], embeddings[2], atol=1e-4, rtol=1e-4)
+    pooled, _ = compress(frames, log_probs, torch.tensor([2]), embeddings, "frames")
+    torch.testing.assert_close(pooled[0, 0], frames[0, 0])
+
+
+def compressed_model(tiny_models: tuple[Path, Path], mode: str = "soft"):
+    config = load_config("configs/tiny.yaml", tiny_overrides(*tiny_models) + [f"model.compression={mode}"])
+    model, tokenizer, _ = build_speech_llm(config.model, "cpu")
+    model.adaptor.ctc.classes = torch.arange(4, len(tokenizer))  # every character token
+    return model.eval()
+
+
+def test_the_llm_reads_one_vector_per_ctc_segment(tiny_models):
+    model = compressed_model(tiny_models)
+    torch.manual_seed(0)
+    features, frames = torch.randn(2, 80, 160), torch.tensor([160, 90])
+    audio, lengths = model.encode_frames(features, frames)  # B, A, H: 40 and 23 adaptor frames
+    _, counts = ctc_segments(model.ctc_log_probs(audio), lengths)
+    compressed, compressed_lengths = model.encode(features, frames)
+    assert compressed_lengths.tolist() == counts.tolist()
+    assert compressed.shape[1] == int(counts.max()) <= audio.shape[1]
+    # the loss runs on the compressed audio, and its CTC term trains the head's classes
+    loss, n_tokens, ctc = model(features, frames, [[5, 6, 7], [8]], ctc=True)
+    assert torch.isfinite(loss) and int(n_tokens) == 6 and ctc is not None and torch.isfinite(ctc)
+    # CTC-only steps leave the LLM out: no loss from it, still the CTC term
+    loss, _, ctc = model(features, frames, [[5, 6, 7], [8]], ctc=True, llm=False)
+    assert float(loss) == 0.0 and ctc.requires_grad
+
+
+def test_batched_greedy_decoding_with_compression_equals_one_at_a_time(tiny_models):
+    model = compressed_model(tiny_models, "frames")
+    torch.manual_seed(1)
+    features, frames, budgets = torch.randn(3, 80, 140), torch.tensor([140, 57, 99]), [9, 6, 8]
+    batched = model.generate(features, frames, budgets)
+    alone = [model.generate(features[i : i + 1, :, : frames[i]], frames[i : i + 1], [budgets[i]])[0]
+             for i in range(3)]
+    assert batched == alone
