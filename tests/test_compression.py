@@ -84,3 +84,19 @@ def test_batched_greedy_decoding_with_compression_equals_one_at_a_time(tiny_mode
     alone = [model.generate(features[i : i + 1, :, : frames[i]], frames[i : i + 1], [budgets[i]])[0]
              for i in range(3)]
     assert batched == alone
+
+
+def test_ctc_greedy_reads_one_token_per_segment(tiny_models):
+    model = compressed_model(tiny_models)
+    torch.manual_seed(2)
+    features, frames = torch.randn(2, 80, 200), torch.tensor([200, 120])
+    hypotheses = model.ctc_greedy(features, frames)
+    audio, lengths = model.encode_frames(features, frames)
+    labels = model.ctc_log_probs(audio).argmax(-1)
+    for b, hypothesis in enumerate(hypotheses):  # CTC decoding by hand: merge repeats, drop blanks
+        row, expected, previous = labels[b, : lengths[b]].tolist(), [], 0
+        for label in row:
+            if label != 0 and label != previous:
+                expected.append(int(model.adaptor.ctc.classes[label - 1]))
+            previous = label
+        assert hypothesis == expected

@@ -63,6 +63,8 @@ def test_dev_evaluation_transcribe_and_evaluate_agree_on_one_checkpoint(tiny_mod
     if "train.ctc_only_steps=4" in settings:  # the first steps train the CTC head alone: no LLM loss, no LLM rate
         assert [r["loss"] is None for r in logged] == [True] * 4 + [False] * 11
         assert all("ctc_loss" in r for r in logged) and [r["lr_llm"] for r in logged[:4]] == [0.0] * 4
+        dev = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if "dev_loss" in x]
+        assert all(0 <= r["dev_ctc_wer"] and "dev_ctc_wer_de" in r for r in dev)  # the CTC head's own WER
     rows = [json.loads(x) for x in (run / "dev_hypotheses.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [5] * 4 + [10] * 4 + [15] * 4
     during_training = [r["hypothesis"] for r in rows if r["step"] == 15]

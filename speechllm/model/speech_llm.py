@@ -166,6 +166,18 @@ class SpeechLLM(nn.Module):
             loss, n_tokens = self.loss(audio, audio_lengths, texts)
         return loss, n_tokens, ctc_loss
 
+    @torch.no_grad()
+    def ctc_greedy(self, features: torch.Tensor, frames: torch.Tensor, encoded: bool = False) -> list[list[int]]:
+        """The CTC head's own transcripts (greedy: one token per segment, blanks dropped), without the LLM."""
+        with self.autocast():
+            audio, lengths = self.encode_frames(features, frames, encoded)
+            log_probs = self.ctc_log_probs(audio)  # B, A, V+1
+        segment, _ = compression.ctc_segments(log_probs, lengths)
+        labels = log_probs.argmax(-1)  # B, A
+        starts = (segment >= 0) & (segment != nn.functional.pad(segment, (1, 0), value=-1)[:, :-1]) & (labels > 0)
+        classes = self.adaptor.ctc.classes
+        return [classes[labels[b][starts[b]] - 1].tolist() for b in range(labels.shape[0])]
+
     def prefix(self, features: torch.Tensor, frames: torch.Tensor, encoded: bool = False
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """Left-padded decoding prompt [prompt_before, audio, prompt_after]: inputs_embeds B, P, H and mask B, P."""

@@ -27,6 +27,8 @@ def evaluate_dev(core: Any, accelerator: Accelerator, inputs: Inputs, config: Co
     result = {"dev_loss": reliance["loss"], "dev_loss_shuffled": reliance["loss_shuffled"],
               "dev_loss_silence": reliance["loss_silence"], "audio_gap": reliance["audio_gap"],
               "audio_gap_start": reliance["audio_gap_start"], "audio_gap_rest": reliance["audio_gap_rest"]}
+    if core.adaptor.ctc is not None:  # the CTC head alone, over the whole dev set: how well the adaptor hears
+        result.update(_ctc_wer(core, accelerator, inputs, tokenizer))
     subset = inputs.dev[: config.train.eval_wer_utterances]
     records = []
     if subset:
@@ -40,3 +42,18 @@ def evaluate_dev(core: Any, accelerator: Accelerator, inputs: Inputs, config: Co
         result["dev_wer"] = report["overall"]["wer"]
         result.update({f"dev_wer_{language}": row["wer"] for language, row in report["languages"].items()})
     return result, records
+
+
+def _ctc_wer(core: Any, accelerator: Accelerator, inputs: Inputs, tokenizer: Any) -> dict[str, float]:
+    """dev_ctc_wer (and per language): greedy CTC transcripts of the adaptor's head, no LLM."""
+    mine = []
+    for batch in inputs.dev_loader:
+        if batch.ids:
+            batch.to(accelerator.device)
+            texts = core.ctc_greedy(batch.features, batch.frames, batch.encoded)
+            mine += [(i, tokenizer.decode(t, skip_special_tokens=True).strip()) for i, t in zip(batch.ids, texts)]
+    hypotheses = dict(gather_object(mine))
+    report = score([{"id": u.id, "language": u.language, "reference": u.text, "hypothesis": hypotheses[u.id]}
+                    for u in inputs.dev])
+    return {"dev_ctc_wer": report["overall"]["wer"],
+            **{f"dev_ctc_wer_{language}": row["wer"] for language, row in report["languages"].items()}}
