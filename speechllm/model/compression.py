@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import torch
 
-MODES = ("none", "soft", "frames")
-
 
 def ctc_segments(log_probs: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Greedy CTC segmentation.
@@ -30,7 +28,7 @@ def ctc_segments(log_probs: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.
     best = log_probs.argmax(-1)  # B, A
     valid = torch.arange(best.shape[1], device=best.device)[None, :] < lengths[:, None]  # B, A
     keep = (best != 0) & valid  # B, A
-    previous = nn_pad_right(best)  # B, A: label of the frame before (blank before the first)
+    previous = torch.nn.functional.pad(best, (1, 0), value=0)[:, :-1]  # B, A: the label before (blank first)
     start = keep & (best != previous)  # B, A: a new segment begins here
     segment = start.long().cumsum(1) - 1  # B, A
     segment = torch.where(keep, segment, torch.full_like(segment, -1))
@@ -40,11 +38,6 @@ def ctc_segments(log_probs: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.
         segment = torch.where(empty[:, None] & valid, torch.zeros_like(segment), segment)
         counts = torch.where(empty, torch.ones_like(counts), counts)
     return segment, counts
-
-
-def nn_pad_right(best: torch.Tensor) -> torch.Tensor:
-    """B, A labels -> B, A labels shifted right by one frame, blank (0) in front."""
-    return torch.nn.functional.pad(best, (1, 0), value=0)[:, :-1]
 
 
 def pool_segments(values: torch.Tensor, segment: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
@@ -58,19 +51,14 @@ def pool_segments(values: torch.Tensor, segment: torch.Tensor, counts: torch.Ten
     return sums[:, :width] / sizes[:, :width, None].clamp(min=1)  # B, K, H
 
 
-def soft_embeddings(log_probs: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
-    """Each frame's expected token embedding under its non-blank label distribution.
-
-    log_probs: B, A, V+1 (blank first), embeddings: V, H (the classes' token embeddings) -> B, A, H.
-    """
-    labels = log_probs[..., 1:].softmax(-1)  # B, A, V: renormalized without blank
-    return labels.to(embeddings.dtype) @ embeddings  # B, A, H
-
-
 def compress(frames: torch.Tensor, log_probs: torch.Tensor, lengths: torch.Tensor, embeddings: torch.Tensor,
              mode: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Adapted frames: B, A, H with their CTC log-probabilities B, A, V+1 -> one vector per segment: B, K, H, and
     the segment counts: B. `mode` is "soft" or "frames" (see the module docstring)."""
     segment, counts = ctc_segments(log_probs, lengths)
-    values = soft_embeddings(log_probs, embeddings).to(frames.dtype) if mode == "soft" else frames  # B, A, H
-    return pool_segments(values, segment, counts), counts
+    if mode == "frames":
+        return pool_segments(frames, segment, counts), counts  # B, K, H
+    # the mean of a segment's soft embeddings, computed as its mean label distribution times the embeddings: the
+    # product then runs on K segments instead of A frames
+    labels = pool_segments(log_probs[..., 1:].softmax(-1), segment, counts)  # B, K, V
+    return (labels.to(embeddings.dtype) @ embeddings).to(frames.dtype), counts  # B, K, H
