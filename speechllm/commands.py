@@ -22,16 +22,20 @@ def _device(name: str | None) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from speechllm.config import load_config
+    from speechllm.config import ConfigError, load_config
     from speechllm.data.manifest import manifest_file
     from speechllm.kappa.trainable import check_selection
-    from speechllm.model.checkpoint import load_checkpoint
+    from speechllm.model.checkpoint import find_checkpoint, load_checkpoint
     from speechllm.model.sources import check_model_sources
     from speechllm.preflight import check_run_folder, writable_folder
     from speechllm.training.loop import train
 
     writable_folder(args.output, "--output")
     check_run_folder(args.output, args.resume)
+    if args.init:
+        if args.resume:
+            raise ConfigError("--init starts a new run and --resume continues one; pass only one of them")
+        find_checkpoint(args.init)
     if args.resume:
         _, saved, _, _ = load_checkpoint(args.output)
         config = load_config(None, args.overrides, base=saved)
@@ -43,7 +47,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_selection(config.selection)
     check_model_sources(config.model)
     run = train(config, args.manifest, args.output, args.dev_manifest, resume=args.resume,
-                show_progress=not args.quiet)
+                show_progress=not args.quiet, init=args.init)
     print(f"run saved in {run} (checkpoint: {run / 'checkpoint'}, metrics: {run / 'metrics.jsonl'})")
     return 0
 

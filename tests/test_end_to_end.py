@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from speechllm.cli import main
 from tests.conftest import LANGUAGES, TEXTS, tiny_overrides
@@ -80,3 +81,22 @@ def test_dev_evaluation_transcribe_and_evaluate_agree_on_one_checkpoint(tiny_mod
     transcribed = [line.split("\t", 1)[1] for line in capsys.readouterr().out.splitlines()]
     assert evaluated == during_training
     assert transcribed == during_training
+
+
+def test_a_new_run_starts_from_another_runs_trained_tensors(tiny_models, tone_corpus, tmp_path, monkeypatch):
+    # --init: the CTC-only run's adaptor, CTC head (with its classes) and LLM tensors are where the new run starts
+    from safetensors.torch import load_file
+
+    monkeypatch.setenv("SPEECHLLM_CACHE", str(tmp_path / "cache"))
+    args = ["train", "--manifest", str(tone_corpus), "--config", "configs/tiny.yaml", "--quiet"]
+    settings = [*tiny_overrides(*tiny_models), "model.compression=soft", "train.warmup_steps=1"]
+    first, second = tmp_path / "ctc", tmp_path / "joint"
+    assert main([*args, "--output", str(first), *settings, "train.max_steps=3", "train.ctc_only_steps=3"]) == 0
+    assert main([*args, "--output", str(second), "--init", str(first), *settings, "train.max_steps=1",
+                 "train.lr_adaptor=0", "train.lr_llm=0"]) == 0  # rates of 0: the tensors stay as they start
+    before = load_file(str(first / "checkpoint" / "trainable.safetensors"))
+    after = load_file(str(second / "checkpoint" / "trainable.safetensors"))
+    assert before.keys() == after.keys() and "adaptor.ctc.classes" in after
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert main([*args, "--output", str(tmp_path / "other"), "--init", str(first), *settings,
+                 "selection.num_tensors=2"]) == 2  # other tensors than the first run trained: refused

@@ -72,9 +72,10 @@ class Run:
 
 
 def train(config: Config, train_manifest: str | Path, output_dir: str | Path, dev_manifest: str | Path | None = None,
-          resume: bool = False, show_progress: bool = True) -> Path:
-    """Train; return the run folder (checkpoint, config.yaml, selection.json, metrics.jsonl)."""
-    run = setup(config, train_manifest, output_dir, dev_manifest, resume, show_progress)
+          resume: bool = False, show_progress: bool = True, init: str | Path | None = None) -> Path:
+    """Train; return the run folder (checkpoint, config.yaml, selection.json, metrics.jsonl). `init`: a run whose
+    trained tensors a new run starts from (with a fresh optimizer and schedule)."""
+    run = setup(config, train_manifest, output_dir, dev_manifest, resume, show_progress, init)
     try:
         fit(run, show_progress)
     finally:
@@ -84,8 +85,9 @@ def train(config: Config, train_manifest: str | Path, output_dir: str | Path, de
 
 
 def setup(config: Config, train_manifest: str | Path, output_dir: str | Path, dev_manifest: str | Path | None,
-          resume: bool, show_progress: bool) -> Run:
-    """Data checked, model built, tensors selected (or restored), optimizer made, state restored on resume."""
+          resume: bool, show_progress: bool, init: str | Path | None = None) -> Run:
+    """Data checked, model built, tensors selected (or restored), optimizer made, state restored on resume; a new run
+    with `init` starts from that run's trained tensors."""
     output = Path(output_dir)
     saved = _open_run(output, config, resume)
     # Precision is the model's own autocast (model.dtype); Accelerate adds loss scaling for float16.
@@ -108,7 +110,10 @@ def setup(config: Config, train_manifest: str | Path, output_dir: str | Path, de
     if saved is None:  # main process first: it fills the kappa cache the others then read
         with accelerator.main_process_first():
             selection = choose_trainable(model.llm, config.selection, config.model.llm, show_progress=show)
-        apply_selection(model, selection)
+        if init is None:
+            apply_selection(model, selection)
+        else:
+            _start_from(model, selection, init)
     else:
         selection = saved["selection"]
         restore_trained(model, selection, saved["weights"])
@@ -117,7 +122,7 @@ def setup(config: Config, train_manifest: str | Path, output_dir: str | Path, de
         save_config(config, output / "config.yaml")
         (output / "selection.json").write_text(json.dumps(selection, indent=1), encoding="utf-8")
     inputs = make_inputs(config, train_data, dev_data, tokenizer, logmel, model.encoder, accelerator, show, ctc_head)
-    if saved is None and ctc_head:  # a resumed run keeps the classes its checkpoint holds
+    if saved is None and init is None and ctc_head:  # a resumed or initialised run keeps its checkpoint's classes
         model.adaptor.ctc.classes = inputs.ctc_classes
 
     optimizer, groups = make_optimizer(model, config.train)
@@ -134,6 +139,16 @@ def setup(config: Config, train_manifest: str | Path, output_dir: str | Path, de
     metrics = open(output / "metrics.jsonl", "a", encoding="utf-8") if accelerator.is_main_process else None
     return Run(config, output, accelerator, model, tokenizer, logmel, selection, optimizer, groups, inputs, batches,
                state, metrics)
+
+
+def _start_from(model: Any, selection: dict[str, Any], init: str | Path) -> None:
+    """Put another run's trained tensors into a new run's model; the two must train the same tensors."""
+    weights, _, init_selection, _ = load_checkpoint(init)
+    if init_selection != selection:
+        raise TrainingError(f"--init {init}: that run trained other LLM tensors than this one selects; start from a "
+                            "run with the same selection settings (selection.*) and LLM")
+    restore_trained(model, selection, weights)
+    logger.info("starting from the trained tensors of %s", init)
 
 
 def _open_run(output: Path, config: Config, resume: bool) -> dict[str, Any] | None:
