@@ -99,6 +99,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
               f"another's, {r['loss_silence']:.3f} with silence: gap {r['audio_gap']:+.3f} nats/token "
               f"(first 3 tokens {r['audio_gap_start']:+.3f}, the rest {r['audio_gap_rest']:+.3f}; near 0: the model "
               "ignores the audio)")
+    if "ctc_head" in report:
+        heard = ", ".join(f"{language} {100 * (row['wer'] or 0):.1f}%"
+                          for language, row in report["ctc_head"]["languages"].items())
+        print(f"the adaptor's CTC head alone (greedy, no LLM): WER {heard}")
     for language, row in report.get("forgetting", {}).items():
         print(f"forgetting {language}: held-out perplexity {row['ppl_before']:.2f} -> {row['ppl_after']:.2f} "
               f"(delta_ppl {row['delta_ppl']:+.3f})")

@@ -73,7 +73,10 @@ def test_dev_evaluation_transcribe_and_evaluate_agree_on_one_checkpoint(tiny_mod
     assert len(set(during_training)) == 4 and all(during_training), during_training
 
     assert main(["evaluate", "--manifest", str(tone_corpus), "--checkpoint", str(run), "--predictions",
-                 str(tmp_path / "predictions.jsonl"), "--quiet", "--device", "cpu"]) == 0
+                 str(tmp_path / "predictions.jsonl"), "--json", str(tmp_path / "wer.json"), "--quiet", "--device",
+                 "cpu"]) == 0
+    report = json.loads((tmp_path / "wer.json").read_text())
+    assert ("ctc_head" in report) == ("model.compression=soft" in settings)  # the CTC head's own WER beside it
     evaluated = [json.loads(x)["hypothesis"] for x in (tmp_path / "predictions.jsonl").read_text().splitlines()]
     audio = [str(tone_corpus.parent / name) for name in ("utt0.wav", "utt1.flac", "utt2.wav", "utt3.flac")]
     capsys.readouterr()

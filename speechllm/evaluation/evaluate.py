@@ -61,6 +61,10 @@ def evaluate_checkpoint(checkpoint: str | Path, manifest: str | Path, device: to
     model, tokenizer, logmel, config = load_trained(checkpoint, device, overrides)
     report, predictions = evaluate_model(model, tokenizer, logmel, config.decode, utterances, show_progress)
     report["audio_reliance"] = utterance_reliance(model, tokenizer, logmel, utterances, config.train.batch_size)
+    if model.adaptor.ctc is not None:  # what the adaptor's CTC head hears on its own, for comparison
+        ctc_report, _ = score_transcriber(lambda audios: transcribe_samples(
+            model, tokenizer, logmel, audios, config.decode, show_progress, ctc_head=True), utterances)
+        report["ctc_head"] = {"languages": ctc_report["languages"], "overall": ctc_report["overall"]}
     if measure_forgetting:
         base = load_llm(config.model.llm, torch_dtype(config.model.dtype, torch.device(device)),
                         config.model.attn_implementation).to(device)

@@ -25,8 +25,10 @@ logger = logging.getLogger(__name__)
 
 @torch.no_grad()
 def transcribe_samples(model: SpeechLLM, tokenizer: PreTrainedTokenizerBase, logmel: LogMel,
-                       audios: Sequence[np.ndarray], decode: DecodeConfig, show_progress: bool = False) -> list[str]:
-    """Transcripts of 16 kHz float32 signals, in input order. Batches hold pieces of similar length."""
+                       audios: Sequence[np.ndarray], decode: DecodeConfig, show_progress: bool = False,
+                       ctc_head: bool = False) -> list[str]:
+    """Transcripts of 16 kHz float32 signals, in input order. Batches hold pieces of similar length. With
+    `ctc_head`, the transcripts of the adaptor's CTC head alone (greedy), without the LLM."""
     device = next(model.parameters()).device
     pieces = [(i, audio[start:end]) for i, audio in enumerate(audios)
               for start, end in split_at_silences(audio, decode.chunk_seconds)]  # (recording, samples) in order
@@ -40,7 +42,10 @@ def transcribe_samples(model: SpeechLLM, tokenizer: PreTrainedTokenizerBase, log
         batch, frames = pad_features([logmel(pieces[p][1]) for p in chunk])  # B, M, T
         budgets = [max_new_tokens(len(pieces[p][1]) / SAMPLE_RATE, decode.tokens_per_second, decode.extra_tokens)
                    for p in chunk]
-        ids = model.generate(batch.to(device), frames.to(device), budgets, num_beams=decode.num_beams)
+        if ctc_head:
+            ids = model.ctc_greedy(batch.to(device), frames.to(device))
+        else:
+            ids = model.generate(batch.to(device), frames.to(device), budgets, num_beams=decode.num_beams)
         for p, row in zip(chunk, ids):
             texts[p] = tokenizer.decode(row, skip_special_tokens=True).strip()
     joined: list[list[str]] = [[] for _ in audios]
