@@ -65,6 +65,11 @@ class ModelConfig:
     adaptor_heads: int = 8
     # Adaptor: dropout inside the attention blocks
     adaptor_dropout: float = 0.1
+    # SpecAugment-style time masking in training: this fraction of each utterance's encoder frames is zeroed, in
+    # spans of model.time_mask_span frames (Whisper: 50 a second), before the adaptor. Regularizes the adaptor
+    # against memorising voices and sentences in long CTC phases. 0 = off (the paper has none)
+    time_mask: float = 0.0
+    time_mask_span: int = 10
     # Dtype of the frozen weights and of the matrix products (autocast): "auto" (bfloat16 on GPU, float32 on CPU),
     # "float32", "bfloat16" (also fast on CPUs with avx512_bf16 or AMX), "float16". The trained tensors (adaptor,
     # selected LLM tensors, LoRA) always keep float32 master values, updated by AdamW in float32 and saved so.
@@ -205,14 +210,15 @@ _CHOICES = {
 # Allowed ranges of numeric settings: at least 1, at least 0, above 0, and two fractions. Null budgets pass.
 _AT_LEAST_1 = ("model.adaptor_subsample model.adaptor_heads selection.num_tensors selection.num_params "
                "selection.lora_rank data.max_text_tokens train.batch_size train.grad_accum train.log_every "
-               "train.max_bad_steps decode.num_beams decode.batch_size").split()
+               "train.max_bad_steps decode.num_beams decode.batch_size model.time_mask_span").split()
 _AT_LEAST_0 = ("model.adaptor_layers data.num_workers train.max_steps train.lr_adaptor train.lr_llm train.weight_decay "
                "train.warmup_steps train.grad_clip train.eval_every train.eval_wer_utterances train.save_every "
                "train.adaptor_only_steps train.ctc_weight train.ctc_steps train.ctc_only_steps decode.extra_tokens").split()
 _RANGES = {**dict.fromkeys(_AT_LEAST_1, (1, math.inf, "at least 1")),
            **dict.fromkeys(_AT_LEAST_0, (0, math.inf, "at least 0")),
            **dict.fromkeys(("selection.lora_alpha", "decode.tokens_per_second"), (1e-12, math.inf, "above 0")),
-           "model.adaptor_dropout": (0, 0.999, "at least 0 and below 1"), "train.min_lr_ratio": (0, 1, "in [0, 1]")}
+           "model.adaptor_dropout": (0, 0.999, "at least 0 and below 1"),
+           "model.time_mask": (0, 0.9, "at least 0 and at most 0.9"), "train.min_lr_ratio": (0, 1, "in [0, 1]")}
 
 
 def _check_range(full: str, value: Any, source: str) -> None:

@@ -91,3 +91,27 @@ def test_adaptor_starts_at_the_llms_embedding_scale(tiny_models):
     audio, lengths = model.encode(torch.randn(2, 80, 120), torch.tensor([120, 120]))
     ratio = audio.pow(2).mean().sqrt() / table.pow(2).mean().sqrt()
     assert 0.2 < float(ratio) < 5.0  # same order as text embeddings, not LayerNorm's unit scale
+
+
+def test_time_mask_zeroes_spans_of_real_frames_in_training_only():
+    from speechllm.model.adaptor import Adaptor, time_mask
+
+    torch.manual_seed(0)
+    lengths = torch.tensor([400, 200])
+    x = torch.randn(2, 400, 8)
+    x[1, 200:] = 0.0  # encoder states are zero past each length
+    masked = time_mask(x, lengths, 0.15, 10)
+    zeroed = (masked == 0).all(-1)  # B, S
+    assert torch.equal(masked[~zeroed], x[~zeroed])  # what is kept is unchanged
+    assert zeroed[1, 200:].all()
+    fractions = [zeroed[b, : lengths[b]].float().mean().item() for b in range(2)]
+    assert all(0.03 < f < 0.35 for f in fractions), fractions
+
+    adaptor = Adaptor(8, 16, heads=2, dropout=0.0, mask_fraction=0.5)
+    adaptor.eval()  # no masking outside training: the output does not depend on the random state
+    first, _ = adaptor(x, lengths)
+    second, _ = adaptor(x, lengths)
+    assert torch.equal(first, second)
+    adaptor.train()
+    third, _ = adaptor(x, lengths)
+    assert not torch.allclose(first, third)

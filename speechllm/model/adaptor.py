@@ -64,10 +64,23 @@ class CTCHead(nn.Module):
         return logits.float().log_softmax(-1)
 
 
+def time_mask(x: torch.Tensor, lengths: torch.Tensor, fraction: float, span: int) -> torch.Tensor:
+    """SpecAugment's time masking on encoder states: x: B, S, D -> B, S, D with about `fraction` of each item's
+    real frames zeroed, in spans of `span` frames at random places."""
+    batch, frames, _ = x.shape
+    count = max(1, round(fraction * frames / span))  # spans per item, sized by the longest; scaled below
+    starts = torch.rand(batch, count, device=x.device) * lengths[:, None].clamp(min=1)  # B, C: inside each item
+    keep = torch.rand(batch, count, device=x.device) < (lengths[:, None] / max(frames, 1))  # B, C: ~fraction each
+    steps = torch.arange(frames, device=x.device)[None, None, :]  # 1, 1, S
+    hit = (steps >= starts[..., None]) & (steps < starts[..., None] + span) & keep[..., None]  # B, C, S
+    return x.masked_fill(hit.any(1)[..., None], 0.0)
+
+
 class Adaptor(nn.Module):
     def __init__(self, encoder_dim: int, llm_dim: int, subsample: int = 4, layers: int = 2, heads: int = 8,
-                 dropout: float = 0.1, ctc: bool = False):
+                 dropout: float = 0.1, ctc: bool = False, mask_fraction: float = 0.0, mask_span: int = 10):
         super().__init__()
+        self.mask_fraction, self.mask_span = mask_fraction, mask_span  # time masking of the input, training only
         if llm_dim % heads:
             raise ConfigError(f"model.adaptor_heads={heads} must divide the LLM hidden size ({llm_dim}); "
                              "set model.adaptor_heads to a divisor")
@@ -85,6 +98,8 @@ class Adaptor(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: B, S, D_enc (zero past lengths), lengths: B -> B, S/k, D_llm and output lengths: B."""
+        if self.training and self.mask_fraction > 0:
+            x = time_mask(x, lengths, self.mask_fraction, self.mask_span)  # B, S, D_enc
         batch, frames, dim = x.shape
         k = self.subsample
         x = nn.functional.pad(x, (0, 0, 0, (-frames) % k))  # B, ceil(S/k)*k, D_enc
