@@ -103,3 +103,30 @@ def test_a_new_run_starts_from_another_runs_trained_tensors(tiny_models, tone_co
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert main([*args, "--output", str(tmp_path / "other"), "--init", str(first), *settings,
                  "selection.num_tensors=2"]) == 2  # other tensors than the first run trained: refused
+    assert main([*args, "--output", str(tmp_path / "other2"), "--init", str(first), *settings,
+                 "model.compression=frames"]) == 2  # another model (model.* differs): refused
+
+
+def test_an_exported_bfloat16_checkpoint_starts_a_run_with_the_rounded_tensors(tiny_models, tone_corpus, tmp_path,
+                                                                                monkeypatch):
+    # the shipped demo checkpoint is such an export: half the bytes, and --init and inference read it as float32
+    from safetensors.torch import load_file
+
+    from speechllm.model.checkpoint import export_checkpoint
+
+    monkeypatch.setenv("SPEECHLLM_CACHE", str(tmp_path / "cache"))
+    args = ["train", "--manifest", str(tone_corpus), "--config", "configs/tiny.yaml", "--quiet"]
+    settings = [*tiny_overrides(*tiny_models), "model.compression=soft", "train.warmup_steps=1"]
+    assert main([*args, "--output", str(tmp_path / "run"), *settings, "train.max_steps=2",
+                 "train.ctc_only_steps=1"]) == 0
+    export_checkpoint(tmp_path / "run", tmp_path / "shipped")
+    trained = load_file(str(tmp_path / "run" / "checkpoint" / "trainable.safetensors"))
+    shipped = load_file(str(tmp_path / "shipped" / "checkpoint" / "trainable.safetensors"))
+    assert not (tmp_path / "shipped" / "checkpoint" / "trainer_state.pt").exists()
+    assert all(shipped[k].dtype == (torch.bfloat16 if trained[k].is_floating_point() else trained[k].dtype)
+               for k in trained)
+    assert main([*args, "--output", str(tmp_path / "next"), "--init", str(tmp_path / "shipped"), *settings,
+                 "train.max_steps=1", "train.lr_adaptor=0", "train.lr_llm=0"]) == 0
+    started = load_file(str(tmp_path / "next" / "checkpoint" / "trainable.safetensors"))
+    assert all(started[k].dtype == trained[k].dtype for k in trained)  # float32 masters again
+    assert all(torch.equal(started[k], shipped[k].to(started[k].dtype)) for k in trained)

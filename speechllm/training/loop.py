@@ -6,6 +6,7 @@ optimizer and schedule are in `optim.py`, the dev evaluation in `dev.py`, the da
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -113,7 +114,7 @@ def setup(config: Config, train_manifest: str | Path, output_dir: str | Path, de
         if init is None:
             apply_selection(model, selection)
         else:
-            _start_from(model, selection, init)
+            _start_from(model, config, selection, init)
     else:
         selection = saved["selection"]
         restore_trained(model, selection, saved["weights"])
@@ -141,9 +142,15 @@ def setup(config: Config, train_manifest: str | Path, output_dir: str | Path, de
                state, metrics)
 
 
-def _start_from(model: Any, selection: dict[str, Any], init: str | Path) -> None:
-    """Put another run's trained tensors into a new run's model; the two must train the same tensors."""
-    weights, _, init_selection, _ = load_checkpoint(init)
+def _start_from(model: Any, config: Config, selection: dict[str, Any], init: str | Path) -> None:
+    """Put another run's trained tensors into a new run's model; the two must be the same model (model.* settings
+    but the precision) and train the same tensors."""
+    weights, init_config, init_selection, _ = load_checkpoint(init)
+    ours, theirs = dataclasses.asdict(config.model), dataclasses.asdict(init_config.model)
+    differ = [key for key in ours if key not in ("dtype", "attn_implementation") and ours[key] != theirs.get(key)]
+    if differ:
+        raise TrainingError(f"--init {init}: that run's model differs in " + ", ".join(
+            f"model.{k} ({theirs.get(k)!r} there, {ours[k]!r} here)" for k in differ) + "; use its model settings")
     if init_selection != selection:
         raise TrainingError(f"--init {init}: that run trained other LLM tensors than this one selects; start from a "
                             "run with the same selection settings (selection.*) and LLM")
