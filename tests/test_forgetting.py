@@ -34,3 +34,15 @@ def test_perplexity_matches_transformers_loss_and_delta(tiny_models):
     with torch.no_grad():
         tuned.model.layers[0].mlp.down_proj.weight.mul_(3.0)
     assert forgetting(llm, tuned, tokenizer, 1, ["en"], limit=5)["en"]["delta_ppl"] != 0.0
+
+
+def test_perplexity_of_a_bfloat16_llm_with_float32_master_tensors(tiny_models):
+    # what `evaluate --forgetting` meets after bfloat16 training: frozen weights in bfloat16, trained ones float32
+    llm = AutoModelForCausalLM.from_pretrained(tiny_models[1], dtype=torch.bfloat16)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models[1])
+    texts = ["hello there", "a longer sentence of text"]
+    base = perplexity(llm, tokenizer, texts, bos_id=1)
+    tuned = copy.deepcopy(llm)
+    tuned.model.layers[0].self_attn.v_proj.float()
+    assert math.isfinite(perplexity(tuned, tokenizer, texts, bos_id=1))
+    assert math.isclose(perplexity(tuned, tokenizer, texts, bos_id=1), base, rel_tol=0.05)

@@ -44,8 +44,14 @@ def heldout_sentences(language: str, limit: int | None = None) -> list[str]:
 @torch.no_grad()
 def perplexity(llm: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], bos_id: int,
                batch_size: int = 16) -> float:
-    """exp(mean token negative log-likelihood) of the texts, each after `bos_id`, padding ignored."""
+    """exp(mean token negative log-likelihood) of the texts, each after `bos_id`, padding ignored.
+
+    Runs in the LLM's half precision (its frozen weights') under autocast when it has one, as training does, so a bfloat16 model whose
+    fine-tuned tensors are float32 masters computes like the bfloat16 base it is compared with."""
     device = next(llm.parameters()).device
+    dtypes = {p.dtype for p in llm.parameters()}
+    dtype = next((d for d in (torch.bfloat16, torch.float16) if d in dtypes), torch.float32)
+    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
     total, count = 0.0, 0
     was_training = llm.training
     llm.eval()
@@ -57,7 +63,8 @@ def perplexity(llm: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: 
         for b, row in enumerate(rows):
             ids[b, : len(row)] = torch.tensor(row, device=device)
             mask[b, : len(row)] = 1
-        logits = llm(input_ids=ids, attention_mask=mask).logits.float()  # B, L, V
+        with autocast:
+            logits = llm(input_ids=ids, attention_mask=mask).logits.float()  # B, L, V
         targets = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)  # B, L-1: each position predicts the next
         loss = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), targets, reduction="sum")
         total += float(loss)
