@@ -19,8 +19,10 @@ from speechllm.training.loop import train
 def test_brief_training_on_the_bundled_models_listens(tmp_path):
     corpus = build_corpus(tmp_path / "corpus", languages=("en",), utterances_per_language=16, seed=3,
                           show_progress=False)
-    config = load_config("configs/offline-demo.yaml", [
-        "train.max_steps=60", "train.warmup_steps=10", "train.schedule=constant", "train.eval_every=0",
+    config = load_config("configs/offline-demo.yaml", [  # the paper's layout and loss, as measured below
+        "model.compression=none", "model.prompt='{audio}{bos}'", "model.adaptor_dropout=0", "model.time_mask=0",
+        "model.dtype=float32", "data.max_text_tokens=64", "train.ctc_weight=0", "train.lr_adaptor=1e-3",
+        "train.lr_llm=1e-4", "train.max_steps=60", "train.warmup_steps=10", "train.schedule=constant", "train.eval_every=0",
         "train.save_every=0", "train.eval_wer_utterances=0", "train.log_every=20",
         "data.feature_cache=true", f"data.feature_cache_dir={tmp_path / 'features'}"])
     run = train(config, corpus["train"], tmp_path / "run", dev_manifest=corpus["train"], show_progress=False)
