@@ -179,6 +179,11 @@ class DecodeConfig:
     tokens_per_second: float = 10.0
     # Tokens allowed on top of the duration bound
     extra_tokens: int = 16
+    # With CTC compression (model.compression), the transcript's length in tokens against the number of tokens the
+    # CTC head heard (its segments): EOS is not allowed before min_tokens_per_segment x segments (greedy only; stops
+    # early endings), and at most max_tokens_per_segment x segments + 2 tokens are written (stops loops). 0 = off
+    min_tokens_per_segment: float = 0.0
+    max_tokens_per_segment: float = 0.0
     # Utterances decoded together
     batch_size: int = 8
     # Recordings longer than this are transcribed in pieces cut at their longest pauses (each at most this long),
@@ -213,7 +218,8 @@ _AT_LEAST_1 = ("model.adaptor_subsample model.adaptor_heads selection.num_tensor
                "train.max_bad_steps decode.num_beams decode.batch_size model.time_mask_span").split()
 _AT_LEAST_0 = ("model.adaptor_layers data.num_workers train.max_steps train.lr_adaptor train.lr_llm train.weight_decay "
                "train.warmup_steps train.grad_clip train.eval_every train.eval_wer_utterances train.save_every "
-               "train.adaptor_only_steps train.ctc_weight train.ctc_steps train.ctc_only_steps decode.extra_tokens").split()
+               "train.adaptor_only_steps train.ctc_weight train.ctc_steps train.ctc_only_steps decode.extra_tokens "
+               "decode.min_tokens_per_segment decode.max_tokens_per_segment").split()
 _RANGES = {**dict.fromkeys(_AT_LEAST_1, (1, math.inf, "at least 1")),
            **dict.fromkeys(_AT_LEAST_0, (0, math.inf, "at least 0")),
            **dict.fromkeys(("selection.lora_alpha", "decode.tokens_per_second"), (1e-12, math.inf, "above 0")),

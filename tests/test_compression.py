@@ -1,5 +1,6 @@
 """CTC compression: greedy segments as CTC decoding reads them, pooled exactly; the model reads one vector a segment."""
 
+import math
 from pathlib import Path
 
 import torch
@@ -101,3 +102,24 @@ def test_ctc_greedy_reads_one_token_per_segment(tiny_models):
                 expected.append(int(model.adaptor.ctc.classes[label - 1]))
             previous = label
         assert hypothesis == expected
+
+
+def test_transcript_length_is_bounded_by_the_ctc_segments(tiny_models):
+    # decode.max_tokens_per_segment / min_tokens_per_segment: the CTC head's token count bounds the LLM's output
+    model = compressed_model(tiny_models)
+    torch.manual_seed(3)
+    features, frames, budgets = torch.randn(3, 80, 200), torch.tensor([200, 120, 64]), [40, 40, 40]
+    audio, lengths = model.encode_frames(features, frames)
+    _, segments = ctc_segments(model.ctc_log_probs(audio), lengths)
+    free = model.generate(features, frames, budgets)
+    bounded = model.generate(features, frames, budgets, tokens_per_segment=(0.0, 0.5))
+    for row, k in zip(bounded, segments.tolist()):
+        assert len(row) <= math.ceil(0.5 * k) + 2
+    assert any(len(b) < len(f) for b, f in zip(bounded, free))  # the random model runs on: the bound bites
+    assert all(f[: len(b)] == b for b, f in zip(bounded, free))  # the same greedy path, cut
+    model.eos_id = int(model.generate(features, frames, [1, 1, 1])[0][0])  # its first choice becomes "EOS"
+    early = model.generate(features, frames, budgets)
+    assert len(early[0]) == 0
+    held = model.generate(features, frames, budgets, tokens_per_segment=(0.5, 0.0))
+    for row, k in zip(held, segments.tolist()):
+        assert len(row) >= min(math.floor(0.5 * k), 39)  # no EOS before half a token per segment

@@ -45,7 +45,8 @@ def transcribe_samples(model: SpeechLLM, tokenizer: PreTrainedTokenizerBase, log
         if ctc_head:
             ids = model.ctc_greedy(batch.to(device), frames.to(device))
         else:
-            ids = model.generate(batch.to(device), frames.to(device), budgets, num_beams=decode.num_beams)
+            ids = model.generate(batch.to(device), frames.to(device), budgets, num_beams=decode.num_beams,
+                                 tokens_per_segment=(decode.min_tokens_per_segment, decode.max_tokens_per_segment))
         for p, row in zip(chunk, ids):
             texts[p] = tokenizer.decode(row, skip_special_tokens=True).strip()
     joined: list[list[str]] = [[] for _ in audios]

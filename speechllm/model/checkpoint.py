@@ -158,9 +158,13 @@ def restore_trained(model: SpeechLLM, selection: dict[str, Any], weights: dict[s
             parameters[name].copy_(tensor.to(parameters[name].dtype))
 
 
-def export_checkpoint(run: str | Path, out: str | Path, dtype: torch.dtype = torch.bfloat16) -> Path:
+def export_checkpoint(run: str | Path, out: str | Path, dtype: torch.dtype = torch.bfloat16,
+                      overrides: Sequence[str] = ()) -> Path:
     """Copy a run's checkpoint to `out` for inference and `--init` only: floating tensors in `dtype` (half the
-    size in bfloat16; loading puts them back into float32 masters), no trainer state."""
+    size in bfloat16; loading puts them back into float32 masters), no trainer state; `overrides` change its
+    config (e.g. decode settings chosen on dev after training)."""
     weights, config, selection, _ = load_checkpoint(run)
+    if overrides:
+        config = load_config(None, overrides, base=config)
     weights = {name: t.to(dtype) if t.is_floating_point() else t for name, t in weights.items()}
     return save_checkpoint(out, weights, config, selection)

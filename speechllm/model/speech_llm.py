@@ -8,6 +8,7 @@ Logits are computed only where a target exists.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 
@@ -179,8 +180,9 @@ class SpeechLLM(nn.Module):
         return [classes[labels[b][starts[b]] - 1].tolist() for b in range(labels.shape[0])]
 
     def prefix(self, features: torch.Tensor, frames: torch.Tensor, encoded: bool = False
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Left-padded decoding prompt [prompt_before, audio, prompt_after]: inputs_embeds B, P, H and mask B, P."""
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Left-padded decoding prompt [prompt_before, audio, prompt_after]: inputs_embeds B, P, H, mask B, P and
+        the audio vectors of each row: B (with CTC compression, the segments the CTC head found)."""
         audio, audio_lengths = self.encode(features, frames, encoded)
         before, after = self.prompt_before, self.prompt_after
         device = audio.device
@@ -195,23 +197,35 @@ class SpeechLLM(nn.Module):
         for b, a in enumerate(audio_lengths.tolist()):
             start = longest - len(after) - a
             embeds[b, start : start + a] = audio[b, :a].to(embeds.dtype)
-        return embeds, attention_mask
+        return embeds, attention_mask, audio_lengths
 
     @torch.no_grad()
     def generate(self, features: torch.Tensor, frames: torch.Tensor, max_new_tokens: list[int],
-                 num_beams: int = 1, encoded: bool = False) -> list[list[int]]:
-        """Token ids of each transcript (EOS excluded); row b stops at EOS or after max_new_tokens[b] tokens."""
+                 num_beams: int = 1, encoded: bool = False, tokens_per_segment: tuple[float, float] = (0.0, 0.0)
+                 ) -> list[list[int]]:
+        """Token ids of each transcript (EOS excluded); row b stops at EOS or after max_new_tokens[b] tokens. With
+        CTC compression, `tokens_per_segment` = (least, most) tokens per CTC segment (0 = no bound) ties each
+        transcript's length to the number of tokens the CTC head heard: no EOS before the least (greedy only), no
+        more than the most (+2)."""
         with self.autocast():
-            return self._generate(features, frames, max_new_tokens, num_beams, encoded)
+            return self._generate(features, frames, max_new_tokens, num_beams, encoded, tokens_per_segment)
 
     def _generate(self, features: torch.Tensor, frames: torch.Tensor, max_new_tokens: list[int], num_beams: int,
-                  encoded: bool) -> list[list[int]]:
-        embeds, attention_mask = self.prefix(features, frames, encoded)
+                  encoded: bool, tokens_per_segment: tuple[float, float]) -> list[list[int]]:
+        embeds, attention_mask, segments = self.prefix(features, frames, encoded)
+        least = torch.zeros_like(segments)  # B: tokens before which EOS is not allowed
+        if self.compression_mode != "none":
+            low, high = tokens_per_segment
+            if high > 0:
+                max_new_tokens = [min(m, math.ceil(high * k) + 2) for m, k in zip(max_new_tokens, segments.tolist())]
+            if low > 0:
+                least = (low * segments).floor().long()
         if num_beams > 1:
             return self._beam_search(embeds, attention_mask, max_new_tokens, num_beams)
         batch, device = embeds.shape[0], embeds.device
         position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # B, P: left padding keeps positions exact
         limits = torch.tensor(max_new_tokens, device=device)
+        least = torch.minimum(least, limits - 1)
         output = torch.full((batch, max(max_new_tokens)), self.eos_id, dtype=torch.long, device=device)
         done = limits <= 0
         past = None
@@ -219,7 +233,9 @@ class SpeechLLM(nn.Module):
             result = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids,
                               past_key_values=past, use_cache=True, logits_to_keep=1)
             past = result.past_key_values
-            token = result.logits[:, -1].argmax(-1)  # B
+            logits = result.logits[:, -1]  # B, V
+            logits[:, self.eos_id] = logits[:, self.eos_id].masked_fill(step < least, -math.inf)
+            token = logits.argmax(-1)  # B
             token = torch.where(done, torch.full_like(token, self.eos_id), token)
             output[:, step] = token
             done = done | (token == self.eos_id) | (step + 1 >= limits)
