@@ -6,7 +6,6 @@ optimizer and schedule are in `optim.py`, the dev evaluation in `dev.py`, the da
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -26,18 +25,13 @@ from speechllm.data.batching import Batch
 from speechllm.errors import TrainingError
 from speechllm.kappa.trainable import apply_selection, choose_trainable, trainable_state_dict
 from speechllm.model.build import build_speech_llm
-from speechllm.model.checkpoint import LATEST, load_checkpoint, restore_trained, save_checkpoint
+from speechllm.model.checkpoint import restore_trained, save_checkpoint
 from speechllm.model.sources import load_tokenizer
 from speechllm.training.curves import plot_runs
 from speechllm.training.dev import evaluate_dev
 from speechllm.training.inputs import Inputs, make_inputs, prepare_utterances
 from speechllm.training.optim import make_optimizer, set_learning_rates
-from speechllm.training.state import (
-    TrainState,
-    restore_rng,
-    rng_state,
-    stop_on_signals,
-)
+from speechllm.training.state import TrainState, open_run, restore_rng, rng_state, start_from, stop_on_signals
 
 __all__ = ["TrainingError", "train"]
 
@@ -90,7 +84,7 @@ def setup(config: Config, train_manifest: str | Path, output_dir: str | Path, de
     """Data checked, model built, tensors selected (or restored), optimizer made, state restored on resume; a new run
     with `init` starts from that run's trained tensors."""
     output = Path(output_dir)
-    saved = _open_run(output, config, resume)
+    saved = open_run(output, config, resume)
     # Precision is the model's own autocast (model.dtype); Accelerate adds loss scaling for float16.
     # With a CTC head some trained tensors get no gradient in some steps (the LLM's in CTC-only steps, the head's
     # without a CTC loss): DDP must be told, or it waits for them.
@@ -114,7 +108,7 @@ def setup(config: Config, train_manifest: str | Path, output_dir: str | Path, de
         if init is None:
             apply_selection(model, selection)
         else:
-            _start_from(model, config, selection, init)
+            start_from(model, config, selection, init)
     else:
         selection = saved["selection"]
         restore_trained(model, selection, saved["weights"])
@@ -140,37 +134,6 @@ def setup(config: Config, train_manifest: str | Path, output_dir: str | Path, de
     metrics = open(output / "metrics.jsonl", "a", encoding="utf-8") if accelerator.is_main_process else None
     return Run(config, output, accelerator, model, tokenizer, logmel, selection, optimizer, groups, inputs, batches,
                state, metrics)
-
-
-def _start_from(model: Any, config: Config, selection: dict[str, Any], init: str | Path) -> None:
-    """Put another run's trained tensors into a new run's model; the two must be the same model (model.* settings
-    but the precision) and train the same tensors."""
-    weights, init_config, init_selection, _ = load_checkpoint(init)
-    ours, theirs = dataclasses.asdict(config.model), dataclasses.asdict(init_config.model)
-    differ = [key for key in ours if key not in ("dtype", "attn_implementation") and ours[key] != theirs.get(key)]
-    if differ:
-        raise TrainingError(f"--init {init}: that run's model differs in " + ", ".join(
-            f"model.{k} ({theirs.get(k)!r} there, {ours[k]!r} here)" for k in differ) + "; use its model settings")
-    if init_selection != selection:
-        raise TrainingError(f"--init {init}: that run trained other LLM tensors than this one selects; start from a "
-                            "run with the same selection settings (selection.*) and LLM")
-    restore_trained(model, selection, weights)
-    logger.info("starting from the trained tensors of %s", init)
-
-
-def _open_run(output: Path, config: Config, resume: bool) -> dict[str, Any] | None:
-    """The saved checkpoint to resume from (None for a fresh run); refuses to overwrite a run by accident."""
-    if not resume:
-        if (output / LATEST).exists():
-            raise TrainingError(f"{output} already holds a run; pass --resume to continue it or choose another "
-                                "--output")
-        return None
-    weights, saved_config, selection, state = load_checkpoint(output, with_state=True)
-    for section in ("model", "selection"):
-        if getattr(saved_config, section) != getattr(config, section):
-            raise TrainingError(f"--resume: the '{section}' settings differ from the run's config.yaml; a run resumes "
-                                "with the model and selection it started with")
-    return {"weights": weights, "selection": selection, "state": state}
 
 
 def fit(run: Run, show_progress: bool) -> None:

@@ -1,17 +1,26 @@
-"""What a run carries from step to step and across a restart: counters, random state, and the signals that ask
-it to stop."""
+"""Where a run starts (fresh, resumed, or from another run's tensors) and what it carries from step to step and
+across a restart: counters, random state, and the signals that ask it to stop."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import random
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from speechllm.config import Config
+from speechllm.errors import TrainingError
+from speechllm.model.checkpoint import LATEST, load_checkpoint, restore_trained
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -54,3 +63,34 @@ def stop_on_signals() -> Iterator[dict[str, str | None]]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def start_from(model: Any, config: Config, selection: dict[str, Any], init: str | Path) -> None:
+    """Put another run's trained tensors into a new run's model; the two must be the same model (model.* settings
+    but the precision) and train the same tensors."""
+    weights, init_config, init_selection, _ = load_checkpoint(init)
+    ours, theirs = dataclasses.asdict(config.model), dataclasses.asdict(init_config.model)
+    differ = [key for key in ours if key not in ("dtype", "attn_implementation") and ours[key] != theirs.get(key)]
+    if differ:
+        raise TrainingError(f"--init {init}: that run's model differs in " + ", ".join(
+            f"model.{k} ({theirs.get(k)!r} there, {ours[k]!r} here)" for k in differ) + "; use its model settings")
+    if init_selection != selection:
+        raise TrainingError(f"--init {init}: that run trained other LLM tensors than this one selects; start from a "
+                            "run with the same selection settings (selection.*) and LLM")
+    restore_trained(model, selection, weights)
+    logger.info("starting from the trained tensors of %s", init)
+
+
+def open_run(output: Path, config: Config, resume: bool) -> dict[str, Any] | None:
+    """The saved checkpoint to resume from (None for a fresh run); refuses to overwrite a run by accident."""
+    if not resume:
+        if (output / LATEST).exists():
+            raise TrainingError(f"{output} already holds a run; pass --resume to continue it or choose another "
+                                "--output")
+        return None
+    weights, saved_config, selection, state = load_checkpoint(output, with_state=True)
+    for section in ("model", "selection"):
+        if getattr(saved_config, section) != getattr(config, section):
+            raise TrainingError(f"--resume: the '{section}' settings differ from the run's config.yaml; a run resumes "
+                                "with the model and selection it started with")
+    return {"weights": weights, "selection": selection, "state": state}
