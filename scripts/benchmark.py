@@ -172,7 +172,7 @@ def main() -> None:
                 if name == "ours_greedy":
                     out = model.generate(features, frame_lengths, [args.new_tokens] * args.batch)
                 else:
-                    embeds, mask = model.prefix(features, frame_lengths)
+                    embeds, mask, _ = model.prefix(features, frame_lengths)
                     out = model.llm.generate(inputs_embeds=embeds, attention_mask=mask, do_sample=False,
                                              max_new_tokens=args.new_tokens, pad_token_id=0).tolist()
             sync(device)

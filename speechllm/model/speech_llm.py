@@ -234,7 +234,8 @@ class SpeechLLM(nn.Module):
                               past_key_values=past, use_cache=True, logits_to_keep=1)
             past = result.past_key_values
             logits = result.logits[:, -1]  # B, V
-            logits[:, self.eos_id] = logits[:, self.eos_id].masked_fill(step < least, -math.inf)
+            if bool((step < least).any()):  # decode.min_tokens_per_segment: no EOS yet for these rows
+                logits[:, self.eos_id] = logits[:, self.eos_id].masked_fill(step < least, -math.inf)
             token = logits.argmax(-1)  # B
             token = torch.where(done, torch.full_like(token, self.eos_id), token)
             output[:, step] = token
