@@ -226,6 +226,7 @@ class SpeechLLM(nn.Module):
         position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # B, P: left padding keeps positions exact
         limits = torch.tensor(max_new_tokens, device=device)
         least = torch.minimum(least, limits - 1)
+        hold_eos = int(least.max())  # steps during which some row may not end yet (decode.min_tokens_per_segment)
         output = torch.full((batch, max(max_new_tokens)), self.eos_id, dtype=torch.long, device=device)
         done = limits <= 0
         past = None
@@ -234,7 +235,7 @@ class SpeechLLM(nn.Module):
                               past_key_values=past, use_cache=True, logits_to_keep=1)
             past = result.past_key_values
             logits = result.logits[:, -1]  # B, V
-            if bool((step < least).any()):  # decode.min_tokens_per_segment: no EOS yet for these rows
+            if step < hold_eos:
                 logits[:, self.eos_id] = logits[:, self.eos_id].masked_fill(step < least, -math.inf)
             token = logits.argmax(-1)  # B
             token = torch.where(done, torch.full_like(token, self.eos_id), token)
