@@ -184,6 +184,11 @@ class DecodeConfig:
     # early endings), and at most max_tokens_per_segment x segments + 2 tokens are written (stops loops). 0 = off
     min_tokens_per_segment: float = 0.0
     max_tokens_per_segment: float = 0.0
+    # Joint CTC / LLM decoding (greedy; models with a CTC head): each step takes the LLM's ctc_candidates most likely
+    # tokens and picks the best of (1 - ctc_weight) x LLM log-probability + ctc_weight x the CTC head's prefix score
+    # gain (EOS: its score that the transcript is complete), as ESPnet decodes attention models. 0 = the LLM alone
+    ctc_weight: float = 0.0
+    ctc_candidates: int = 8
     # Utterances decoded together
     batch_size: int = 8
     # Recordings longer than this are transcribed in pieces cut at their longest pauses (each at most this long),
@@ -215,7 +220,7 @@ _CHOICES = {
 # Allowed ranges of numeric settings: at least 1, at least 0, above 0, and two fractions. Null budgets pass.
 _AT_LEAST_1 = ("model.adaptor_subsample model.adaptor_heads selection.num_tensors selection.num_params "
                "selection.lora_rank data.max_text_tokens train.batch_size train.grad_accum train.log_every "
-               "train.max_bad_steps decode.num_beams decode.batch_size model.time_mask_span").split()
+               "train.max_bad_steps decode.num_beams decode.batch_size model.time_mask_span decode.ctc_candidates").split()
 _AT_LEAST_0 = ("model.adaptor_layers data.num_workers train.max_steps train.lr_adaptor train.lr_llm train.weight_decay "
                "train.warmup_steps train.grad_clip train.eval_every train.eval_wer_utterances train.save_every "
                "train.adaptor_only_steps train.ctc_weight train.ctc_steps train.ctc_only_steps decode.extra_tokens "
@@ -224,7 +229,8 @@ _RANGES = {**dict.fromkeys(_AT_LEAST_1, (1, math.inf, "at least 1")),
            **dict.fromkeys(_AT_LEAST_0, (0, math.inf, "at least 0")),
            **dict.fromkeys(("selection.lora_alpha", "decode.tokens_per_second"), (1e-12, math.inf, "above 0")),
            "model.adaptor_dropout": (0, 0.999, "at least 0 and below 1"),
-           "model.time_mask": (0, 0.9, "at least 0 and at most 0.9"), "train.min_lr_ratio": (0, 1, "in [0, 1]")}
+           "model.time_mask": (0, 0.9, "at least 0 and at most 0.9"), "train.min_lr_ratio": (0, 1, "in [0, 1]"),
+           "decode.ctc_weight": (0, 1, "in [0, 1]")}
 
 
 def _check_range(full: str, value: Any, source: str) -> None:

@@ -123,3 +123,20 @@ def test_transcript_length_is_bounded_by_the_ctc_segments(tiny_models):
     held = model.generate(features, frames, budgets, tokens_per_segment=(0.5, 0.0))
     for row, k in zip(held, segments.tolist()):
         assert len(row) >= min(math.floor(0.5 * k), 39)  # no EOS before half a token per segment
+
+
+def test_joint_decoding_with_all_weight_on_ctc_writes_what_the_head_heard(tiny_models, monkeypatch):
+    # decode.ctc_weight: the CTC head's prefix scores join the LLM's; with weight 1 and every token a candidate the
+    # search follows the head alone: on a confident head that is its greedy transcript, EOS included
+    model = compressed_model(tiny_models)
+    heads_own = model.ctc_log_probs
+    monkeypatch.setattr(model, "ctc_log_probs", lambda audio: (heads_own(audio) * 30).log_softmax(-1))
+    torch.manual_seed(4)
+    features, frames, budgets = torch.randn(3, 80, 200), torch.tensor([200, 120, 64]), [60, 60, 60]
+    heard = model.ctc_greedy(features, frames)
+    assert all(heard) and len(set(map(tuple, heard))) == 3
+    vocabulary = model.llm.get_output_embeddings().weight.shape[0]
+    assert model.generate(features, frames, budgets, ctc_weight=1.0, ctc_candidates=vocabulary) == heard
+    plain = model.generate(features, frames, budgets)
+    assert model.generate(features, frames, budgets, ctc_weight=0.0) == plain
+    assert plain != heard  # the random LLM alone writes something else: the weight is what moved it

@@ -46,7 +46,8 @@ def transcribe_samples(model: SpeechLLM, tokenizer: PreTrainedTokenizerBase, log
             ids = model.ctc_greedy(batch.to(device), frames.to(device))
         else:
             ids = model.generate(batch.to(device), frames.to(device), budgets, num_beams=decode.num_beams,
-                                 tokens_per_segment=(decode.min_tokens_per_segment, decode.max_tokens_per_segment))
+                                 tokens_per_segment=(decode.min_tokens_per_segment, decode.max_tokens_per_segment),
+                                 ctc_weight=decode.ctc_weight, ctc_candidates=decode.ctc_candidates)
         for p, row in zip(chunk, ids):
             texts[p] = tokenizer.decode(row, skip_special_tokens=True).strip()
     joined: list[list[str]] = [[] for _ in audios]

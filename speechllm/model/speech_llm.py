@@ -8,6 +8,7 @@ Logits are computed only where a target exists.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -18,6 +19,7 @@ from transformers import PreTrainedModel
 
 from speechllm.model import compression
 from speechllm.model.adaptor import Adaptor
+from speechllm.model.ctc_prefix import CTCPrefixScorer
 from speechllm.model.encoder import AudioEncoder
 
 IGNORE = -100
@@ -183,7 +185,16 @@ class SpeechLLM(nn.Module):
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Left-padded decoding prompt [prompt_before, audio, prompt_after]: inputs_embeds B, P, H, mask B, P and
         the audio vectors of each row: B (with CTC compression, the segments the CTC head found)."""
-        audio, audio_lengths = self.encode(features, frames, encoded)
+        embeds, attention_mask, audio_lengths, _ = self._prefix(features, frames, encoded)
+        return embeds, attention_mask, audio_lengths
+
+    def _prefix(self, features: torch.Tensor, frames: torch.Tensor, encoded: bool, ctc: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        """`prefix`, and with `ctc` the CTC head's log-probabilities (B, A, V+1) and frame counts (B)."""
+        frames_out, frame_lengths = self.encode_frames(features, frames, encoded)  # B, A, H
+        needs = ctc or self.compression_mode != "none"
+        log_probs = self.ctc_log_probs(frames_out) if needs else None  # B, A, V+1
+        audio, audio_lengths = self.to_llm_input(frames_out, frame_lengths, log_probs)
         before, after = self.prompt_before, self.prompt_after
         device = audio.device
         rows = [before + [self.pad_id] * a + after for a in audio_lengths.tolist()]
@@ -197,22 +208,28 @@ class SpeechLLM(nn.Module):
         for b, a in enumerate(audio_lengths.tolist()):
             start = longest - len(after) - a
             embeds[b, start : start + a] = audio[b, :a].to(embeds.dtype)
-        return embeds, attention_mask, audio_lengths
+        return embeds, attention_mask, audio_lengths, (log_probs, frame_lengths) if ctc else None
 
     @torch.no_grad()
     def generate(self, features: torch.Tensor, frames: torch.Tensor, max_new_tokens: list[int],
-                 num_beams: int = 1, encoded: bool = False, tokens_per_segment: tuple[float, float] = (0.0, 0.0)
-                 ) -> list[list[int]]:
+                 num_beams: int = 1, encoded: bool = False, tokens_per_segment: tuple[float, float] = (0.0, 0.0),
+                 ctc_weight: float = 0.0, ctc_candidates: int = 8) -> list[list[int]]:
         """Token ids of each transcript (EOS excluded); row b stops at EOS or after max_new_tokens[b] tokens. With
         CTC compression, `tokens_per_segment` = (least, most) tokens per CTC segment (0 = no bound) ties each
         transcript's length to the number of tokens the CTC head heard: no EOS before the least (greedy only), no
-        more than the most (+2)."""
+        more than the most (+2). `ctc_weight` > 0 (greedy, with a CTC head): joint CTC / LLM decoding over the LLM's
+        `ctc_candidates` best tokens each step (`ctc_prefix`)."""
+        use_ctc = ctc_weight > 0 and self.adaptor.ctc is not None
+        if use_ctc and num_beams > 1:
+            raise ValueError("joint CTC decoding (decode.ctc_weight) is greedy: set decode.num_beams=1")
         with self.autocast():
-            return self._generate(features, frames, max_new_tokens, num_beams, encoded, tokens_per_segment)
+            return self._generate(features, frames, max_new_tokens, num_beams, encoded, tokens_per_segment,
+                                  ctc_weight if use_ctc else 0.0, ctc_candidates)
 
     def _generate(self, features: torch.Tensor, frames: torch.Tensor, max_new_tokens: list[int], num_beams: int,
-                  encoded: bool, tokens_per_segment: tuple[float, float]) -> list[list[int]]:
-        embeds, attention_mask, segments = self.prefix(features, frames, encoded)
+                  encoded: bool, tokens_per_segment: tuple[float, float], ctc_weight: float = 0.0,
+                  ctc_candidates: int = 8) -> list[list[int]]:
+        embeds, attention_mask, segments, ctc = self._prefix(features, frames, encoded, ctc=ctc_weight > 0)
         least = torch.zeros_like(segments)  # B: tokens before which EOS is not allowed
         if self.compression_mode != "none":
             low, high = tokens_per_segment
@@ -229,15 +246,20 @@ class SpeechLLM(nn.Module):
         hold_eos = int(least.max())  # steps during which some row may not end yet (decode.min_tokens_per_segment)
         output = torch.full((batch, max(max_new_tokens)), self.eos_id, dtype=torch.long, device=device)
         done = limits <= 0
+        scorer = None if ctc is None else CTCPrefixScorer(*ctc, self._token_classes())
         past = None
+        cache_keyword = "cache" if "cache" in inspect.signature(self.llm.forward).parameters else "past_key_values"
         for step in range(max(max_new_tokens)):
             result = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids,
-                              past_key_values=past, use_cache=True, logits_to_keep=1)
-            past = result.past_key_values
+                              use_cache=True, logits_to_keep=1, **{cache_keyword: past})
+            past = result["cache"] if "cache" in result else result.past_key_values  # transformers >= 5.24: "cache"
             logits = result.logits[:, -1]  # B, V
             if step < hold_eos:
                 logits[:, self.eos_id] = logits[:, self.eos_id].masked_fill(step < least, -math.inf)
-            token = logits.argmax(-1)  # B
+            if scorer is None:
+                token = logits.argmax(-1)  # B
+            else:
+                token = self._joint_choice(logits, scorer, ctc_weight, ctc_candidates, done)
             token = torch.where(done, torch.full_like(token, self.eos_id), token)
             output[:, step] = token
             done = done | (token == self.eos_id) | (step + 1 >= limits)
@@ -247,6 +269,28 @@ class SpeechLLM(nn.Module):
             attention_mask = torch.cat([attention_mask, attention_mask.new_ones(batch, 1)], dim=1)
             position_ids = position_ids[:, -1:] + 1
         return [_until_eos(row, self.eos_id) for row in output.tolist()]
+
+    def _token_classes(self) -> torch.Tensor:
+        """The CTC class of every LLM token id: V (0 where the head has no class for it)."""
+        classes = self.adaptor.ctc.classes
+        token_class = torch.zeros(self.llm.get_output_embeddings().weight.shape[0], dtype=torch.long,
+                                  device=classes.device)
+        token_class[classes] = torch.arange(1, len(classes) + 1, device=classes.device)
+        return token_class
+
+    def _joint_choice(self, logits: torch.Tensor, scorer: CTCPrefixScorer, weight: float, candidates: int,
+                      done: torch.Tensor) -> torch.Tensor:
+        """One greedy step of joint decoding: logits B, V -> the chosen token: B; the scorer moves on with it."""
+        log_p = logits.float().log_softmax(-1)  # B, V
+        top = log_p.topk(min(candidates, log_p.shape[-1]), dim=-1)  # B, K
+        gain = scorer.candidates(top.indices) - scorer.score[:, None]  # B, K
+        end = (scorer.full_score() - scorer.score)[:, None].expand_as(gain)  # B, K: EOS ends the transcript
+        gain = torch.where(top.indices == self.eos_id, end, gain)
+        joint = (1 - weight) * top.values + weight * gain  # B, K
+        choice = joint.argmax(-1)  # B
+        token = top.indices.gather(1, choice[:, None])[:, 0]  # B
+        scorer.extend(choice, keep=~done & (token != self.eos_id))
+        return token
 
     def _beam_search(self, embeds: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: list[int],
                      num_beams: int) -> list[list[int]]:
