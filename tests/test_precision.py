@@ -60,3 +60,22 @@ def test_bundled_smollm2_in_bfloat16_saves_float32_master_tensors_that_all_moved
     logger.info("changed fraction per selected SmolLM2 tensor: %s",
                 {name: round(fraction, 4) for name, (fraction, _) in fractions.items()})
     assert_all_moved_in_float32(fractions, 4)
+
+
+def test_auto_dtype_is_bfloat16_only_where_the_cpu_computes_it(monkeypatch, tmp_path):
+    # model.dtype=auto: bfloat16 on a CPU with avx512_bf16 / AMX, float32 where it would be emulated (5-6x slower)
+    from pathlib import Path
+
+    from speechllm.model import sources
+
+    cpuinfo = tmp_path / "cpuinfo"
+    real_path = Path
+    monkeypatch.setattr(sources, "Path", lambda p: cpuinfo if p == "/proc/cpuinfo" else real_path(p))
+    cpuinfo.write_text("flags\t\t: fpu sse2 avx2 fma avx512f\n")
+    assert not sources.cpu_has_native_bfloat16()
+    assert sources.torch_dtype("auto", torch.device("cpu")) == torch.float32
+    cpuinfo.write_text("flags\t\t: fpu sse2 avx2 fma avx512f avx512_bf16\n")
+    assert sources.torch_dtype("auto", torch.device("cpu")) == torch.bfloat16
+    assert sources.torch_dtype("float32", torch.device("cpu")) == torch.float32
+    cpuinfo.unlink()  # no /proc (not Linux): float32
+    assert sources.torch_dtype("auto", torch.device("cpu")) == torch.float32
