@@ -66,7 +66,8 @@ def _add_train_and_transcribe(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", default="runs/speechllm", help="run folder (checkpoint, config.yaml, metrics.jsonl)")
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
     p.add_argument("--init", metavar="RUN", help="start a new run from the trained tensors of another run (its "
-                   "adaptor, CTC head and LLM tensors; same selection), with a fresh optimizer and schedule")
+                   "adaptor, CTC head and LLM tensors; same selection, or any selection when RUN trained the adaptor alone), with "
+                   "a fresh optimizer and schedule")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.max_steps=200")
 
     p = _command(sub, "transcribe", "print the transcript of audio files", cmd_transcribe)

@@ -107,6 +107,39 @@ def test_a_new_run_starts_from_another_runs_trained_tensors(tiny_models, tone_co
                  "model.compression=frames"]) == 2  # another model (model.* differs): refused
 
 
+def test_an_adaptor_only_run_starts_runs_of_any_selection(tiny_models, tone_corpus, tmp_path, monkeypatch):
+    # the strategy comparison shares one CTC-only warm-up (selection.strategy=none) among all strategies: each takes
+    # its adaptor and CTC head, and its own LLM tensors start as pretrained
+    from safetensors.torch import load_file
+
+    from speechllm.config import load_config
+    from speechllm.model.build import build_speech_llm
+
+    monkeypatch.setenv("SPEECHLLM_CACHE", str(tmp_path / "cache"))
+    args = ["train", "--manifest", str(tone_corpus), "--config", "configs/tiny.yaml", "--quiet"]
+    settings = [*tiny_overrides(*tiny_models), "model.compression=soft", "train.warmup_steps=1"]
+    base = tmp_path / "base"
+    assert main([*args, "--output", str(base), *settings, "selection.strategy=none", "train.max_steps=3",
+                 "train.ctc_only_steps=3"]) == 0
+    warm = load_file(str(base / "checkpoint" / "trainable.safetensors"))
+    assert warm and all(k.startswith("adaptor.") for k in warm)
+    pretrained = dict(build_speech_llm(load_config("configs/tiny.yaml", settings).model, "cpu", seed=0)[0]
+                      .llm.named_parameters())
+    for strategy in ("lowest", "lora"):
+        run = tmp_path / strategy
+        assert main([*args, "--output", str(run), "--init", str(base), *settings, f"selection.strategy={strategy}",
+                     "selection.num_tensors=2", "train.max_steps=1", "train.lr_adaptor=0", "train.lr_llm=0"]) == 0
+        started = load_file(str(run / "checkpoint" / "trainable.safetensors"))
+        assert all(torch.equal(started[k], warm[k]) for k in warm)  # the warm-up's adaptor and classes
+        llm = {k.removeprefix("llm."): t for k, t in started.items() if k.startswith("llm.")}
+        assert llm  # this run's own LLM tensors (unfrozen ones, or LoRA adapters) ...
+        for name, tensor in llm.items():  # ... as pretrained (LoRA's B starts at zero)
+            if ".lora_" not in name:
+                assert torch.equal(tensor, pretrained[name].float()), name
+    assert main([*args, "--output", str(tmp_path / "back"), "--init", str(tmp_path / "lowest"), *settings,
+                 "selection.strategy=none"]) == 2  # a run that trained LLM tensors seeds only its own selection
+
+
 def test_an_exported_bfloat16_checkpoint_starts_a_run_with_the_rounded_tensors(tiny_models, tone_corpus, tmp_path,
                                                                                 monkeypatch):
     # the shipped demo checkpoint is such an export: half the bytes, and --init and inference read it as float32

@@ -67,18 +67,25 @@ def stop_on_signals() -> Iterator[dict[str, str | None]]:
 
 def start_from(model: Any, config: Config, selection: dict[str, Any], init: str | Path) -> None:
     """Put another run's trained tensors into a new run's model; the two must be the same model (model.* settings
-    but the precision) and train the same tensors."""
+    but the precision) and train the same tensors, or the other run trained the adaptor alone."""
     weights, init_config, init_selection, _ = load_checkpoint(init)
     ours, theirs = dataclasses.asdict(config.model), dataclasses.asdict(init_config.model)
     differ = [key for key in ours if key not in ("dtype", "attn_implementation") and ours[key] != theirs.get(key)]
     if differ:
         raise TrainingError(f"--init {init}: that run's model differs in " + ", ".join(
             f"model.{k} ({theirs.get(k)!r} there, {ours[k]!r} here)" for k in differ) + "; use its model settings")
-    if init_selection != selection:
+    if init_selection == selection:
+        restore_trained(model, selection, weights)
+        logger.info("starting from the trained tensors of %s", init)
+    elif init_selection == {"llm_tensors": []}:
+        # That run trained the adaptor alone (e.g. a CTC-only phase): its LLM is the pretrained one, so any
+        # selection can start from its adaptor. This is how runs of different strategies share one warm-up.
+        restore_trained(model, selection, {n: t for n, t in weights.items() if n.startswith("adaptor.")})
+        logger.info("starting from the adaptor of %s (it trained no LLM tensor); LLM tensors as pretrained", init)
+    else:
         raise TrainingError(f"--init {init}: that run trained other LLM tensors than this one selects; start from a "
-                            "run with the same selection settings (selection.*) and LLM")
-    restore_trained(model, selection, weights)
-    logger.info("starting from the trained tensors of %s", init)
+                            "run with the same selection settings (selection.*) and LLM, or from one that trained "
+                            "the adaptor alone (selection.strategy=none)")
 
 
 def open_run(output: Path, config: Config, resume: bool) -> dict[str, Any] | None:
