@@ -14,19 +14,40 @@ pytest.importorskip("peft")
 def test_comparison_runs_every_strategy_with_matched_budgets(tiny_models, tone_corpus, tmp_path):
     out = tmp_path / "compare"
     env = {**os.environ, "PYTHONPATH": os.getcwd(), "SPEECHLLM_CACHE": str(tmp_path / "cache")}
-    subprocess.run([sys.executable, "scripts/compare_strategies.py", "--train", str(tone_corpus), "--dev",
-                    str(tone_corpus), "--test", str(tone_corpus), "--config", "configs/tiny.yaml", "--output",
-                    str(out), "--num-params", "9000", "--lora-tensors", "3", "--seeds", "0", "1", "--quiet",
-                    *tiny_overrides(*tiny_models), "train.max_steps=4", "train.eval_every=2",
-                    "train.eval_wer_utterances=2", f"selection.kappa_cache={tmp_path / 'k.json'}"],
-                   check=True, env=env, timeout=900)
-    report = json.loads((out / "report.json").read_text())
+    settings = [*tiny_overrides(*tiny_models), f"selection.kappa_cache={tmp_path / 'k.json'}"]
+    # the shared warm-up: a run that trains the adaptor alone, which every strategy's run starts from
+    subprocess.run([sys.executable, "-m", "speechllm.cli", "train", "--manifest", str(tone_corpus), "--config",
+                    "configs/tiny.yaml", "--output", str(tmp_path / "base"), "--quiet", *settings,
+                    "selection.strategy=none", "train.max_steps=2"], check=True, env=env, timeout=300)
+    results = tmp_path / "results"  # small, committed; the runs' checkpoints stay in --output
+    command = [sys.executable, "scripts/compare_strategies.py", "--train", str(tone_corpus), "--dev",
+               str(tone_corpus), "--test", str(tone_corpus), "--config", "configs/tiny.yaml", "--output", str(out),
+               "--results", str(results), "--init", str(tmp_path / "base"), "--lora-tensors", "3"]
+    budget = ["--num-params", "9000", *settings, "train.max_steps=4", "train.eval_every=2",
+              "train.eval_wer_utterances=2"]
+    subprocess.run([*command, "--seeds", "0", *budget], check=True, env=env, timeout=900)
+    report = json.loads((results / "report.json").read_text())
     summary = report["summary"]
     assert set(summary) == {"lowest", "highest", "random", "lora", "kappa-lora", "none", "all"}
     for strategy in ("lowest", "highest", "random", "lora", "kappa-lora"):
         assert 0 < summary[strategy]["llm_params"] <= 9000
     assert summary["none"]["llm_params"] == 0
     assert summary["all"]["llm_params"] > 9000
-    assert all(len(row["seeds"]) == 2 and "delta_ppl_en" in row and "wer_de" in row for row in summary.values())
-    assert (out / "dev_wer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "| kappa-lora |" in (out / "report.md").read_text()
+    split = tone_corpus.stem
+    assert all("delta_ppl_en" in row and f"{split}:wer_de" in row for row in summary.values())
+    for run in report["runs"]:
+        assert [step for step, _ in run["dev_wer_curve"]] == [2, 4]
+        assert run["train_seconds"] > 0 and run["peak_memory_gb"] > 0
+    for image in ("dev_wer.png", "forgetting.png"):
+        assert (results / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| kappa-lora |" in (results / "report.md").read_text()
+
+    # run again with a second seed: finished runs are neither trained nor scored again, the new one is
+    done = {path: path.stat().st_mtime_ns for path in results.glob("*-seed*.json")}
+    assert len(done) == 7
+    subprocess.run([*command, "--seeds", "0", "1", "--strategies", "lowest", "none", *budget], check=True, env=env,
+                   timeout=300)
+    assert {path: path.stat().st_mtime_ns for path in results.glob("*-seed0.json")} == done
+    summary = json.loads((results / "report.json").read_text())["summary"]
+    assert set(summary) == {"lowest", "none"} and all(row["seeds"] == [0, 1] for row in summary.values())
+    assert summary["lowest"][f"{split}:wer_en"][1] >= 0  # the spread over the two seeds

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import resource
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -265,11 +266,14 @@ def log_step(run: Run, window: dict[str, float], progress: Any) -> None:
               "lr_adaptor": run.optimizer.param_groups[0]["lr"], "lr_llm": run.optimizer.param_groups[-1]["lr"],
               "grad_norm": window["grad_norm"] / max(window["steps"], 1),
               "tokens_per_s": window["tokens"] / elapsed, "audio_s_per_s": window["audio"] / elapsed,
+              "seconds_per_step": elapsed / max(window["steps"], 1),
               "skipped_steps": run.state.skipped_steps, "skipped_samples": run.state.skipped_samples}
     if window["ctc"]:
         record["ctc_loss"] = window["ctc"] / max(window["steps"], 1)
     if torch.cuda.is_available():
         record["memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
+    else:  # the process's peak resident memory (Linux reports KiB)
+        record["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     gap = {} if run.audio_gap is None else {"gap": f"{run.audio_gap:.3f}"}
     shown = record["loss"] if record["loss"] is not None else record.get("ctc_loss", 0.0)  # CTC-only steps: CTC
     progress.set_postfix(loss=f"{shown:.3f}", lr=f"{record['lr_adaptor']:.1e}",

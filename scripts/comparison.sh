@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The strategy comparison (issue 14) from nothing, in one command: the synthetic corpus, one shared CTC-only
+# warm-up of the adaptor (the recipe's first phase; it trains no LLM tensor), then every strategy x 3 seeds of the
+# recipe's joint phase from that warm-up, scored on 150 test and 150 unseen-voice utterances per language with
+# the forgetting measure. Results (small JSON, reports, plots) go to docs/comparison/; checkpoints stay in WORK.
+#
+#   bash scripts/comparison.sh [WORK]        # WORK defaults to runs/comparison
+#
+# Stop it at any time and run the same command again: the corpus is kept, the warm-up resumes, finished runs are
+# skipped and an unfinished one resumes. Settings (environment): JOINT_STEPS (300), SEEDS ("0 1 2"),
+# STRATEGIES (all seven), RESULTS (docs/comparison), NUM_PARAMS (4000000: the recipe's 30 lowest-kappa tensors
+# hold 4,091,904).
+set -euo pipefail
+WORK=${1:-runs/comparison}
+JOINT_STEPS=${JOINT_STEPS:-300}
+SEEDS=${SEEDS:-0 1 2}
+STRATEGIES=${STRATEGIES:-lowest highest random lora kappa-lora none all}
+RESULTS=${RESULTS:-docs/comparison}
+NUM_PARAMS=${NUM_PARAMS:-4000000}
+CONFIG=configs/offline-cpu.yaml
+CORPUS=$WORK/corpus10k
+BASE=$WORK/ctc-base
+
+mkdir -p "$WORK"
+[ -f "$CORPUS/test_unseen_voices.jsonl" ] || speechllm synth --out "$CORPUS" --per-language 10000
+python scripts/recipe_data.py "$CORPUS" --test-per-language 150
+
+# the warm-up: the recipe's CTC-only phase (7,000 steps), adaptor and CTC head only
+resume=""
+[ -d "$BASE/checkpoint" ] && resume="--resume"
+speechllm train --manifest "$CORPUS/train_max5s.jsonl" --dev-manifest "$CORPUS/dev96mix.jsonl" --config "$CONFIG" \
+    --output "$BASE" $resume selection.strategy=none train.max_steps=7000 train.eval_every=1000
+
+# the joint phase per strategy and seed, all from the warm-up, one schedule: the adaptor at the rate the recipe's
+# cosine has reached where its joint phase begins (~2e-4), the LLM's tensors (or adapters) at 1e-4
+# shellcheck disable=SC2086
+python scripts/compare_strategies.py --train "$CORPUS/train_max5s.jsonl" --dev "$CORPUS/dev96mix.jsonl" \
+    --test "$CORPUS/test150.jsonl" "$CORPUS/unseen150.jsonl" --config "$CONFIG" --output "$WORK/runs" \
+    --results "$RESULTS" --init "$BASE" --strategies $STRATEGIES --seeds $SEEDS --num-params "$NUM_PARAMS" \
+    train.ctc_only_steps=0 train.max_steps="$JOINT_STEPS" train.warmup_steps=30 train.lr_adaptor=2e-4 \
+    train.lr_llm=1e-4 train.eval_every=100 train.save_every=100
