@@ -32,10 +32,11 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=14, help="utterances per recording")
     parser.add_argument("--pause", type=float, default=0.5, help="seconds of silence between utterances")
     parser.add_argument("--json", help="write the report here")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="decode settings, e.g. decode.ctc_weight=0")
     args = parser.parse_args()
 
     utterances = read_manifest(args.manifest)
-    model, tokenizer, logmel, config = load_trained(args.checkpoint, "cpu")
+    model, tokenizer, logmel, config = load_trained(args.checkpoint, "cpu", args.overrides)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = {"manifest": args.manifest, "checkpoint": args.checkpoint, "pause_s": args.pause,
