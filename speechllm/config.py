@@ -72,8 +72,8 @@ class ModelConfig:
     time_mask_span: int = 10
     # Dtype of the frozen weights and of the matrix products (autocast): "auto" (bfloat16 on a GPU and on CPUs with
     # avx512_bf16 or AMX, float32 on other CPUs, where bfloat16 is emulated and ~5x slower), "float32", "bfloat16",
-    # "float16". The trained tensors (adaptor,
-    # selected LLM tensors, LoRA) always keep float32 master values, updated by AdamW in float32 and saved so.
+    # "float16". The trained tensors (adaptor, selected LLM tensors, LoRA) always keep float32 master values,
+    # updated by AdamW in float32 and saved so.
     dtype: str = "auto"
     # Attention kernel for the LLM: "sdpa", "eager", "flash_attention_2"
     attn_implementation: str = "sdpa"

@@ -29,8 +29,9 @@ class CTCPrefixScorer:
         self.valid = valid
         self.last_frame = (lengths - 1).clamp(min=0)  # B
         self.token_class = token_class
-        blank = torch.where(valid, self.log_probs[..., 0], torch.zeros_like(valid, dtype=torch.float))  # B, T
-        self.r_b = blank.cumsum(1)  # B, T: the empty prefix is all blanks
+        # blank log-probabilities, 0 past each row's frames so padding carries the forward variables unchanged: B, T
+        self.blank = torch.where(valid, self.log_probs[..., 0], torch.zeros_like(valid, dtype=torch.float))
+        self.r_b = self.blank.cumsum(1)  # B, T: the empty prefix is all blanks
         self.r_n = torch.full_like(self.r_b, NEG)  # B, T
         self.score = torch.zeros(batch, device=log_probs.device)  # B: prefix score of g (the empty prefix: log 1)
         self.last = torch.full((batch,), -1, dtype=torch.long, device=log_probs.device)  # B: g's last class
@@ -50,7 +51,6 @@ class CTCPrefixScorer:
         frames = self.log_probs.shape[1]
         emit = torch.gather(self.log_probs, 2, classes[:, None, :].expand(batch, frames, k))  # B, T, K
         emit = torch.where(self.valid[..., None] & (classes[:, None, :] > 0), emit, torch.full_like(emit, NEG))
-        blank = torch.where(self.valid, self.log_probs[..., 0], torch.zeros_like(self.r_b))  # B, T
         # phi[t]: alignments of g up to t after which the candidate may start (a repeat needs a blank between)
         repeat = classes == self.last[:, None]  # B, K
         phi = torch.where(repeat[:, None, :], self.r_b[..., None],
@@ -61,7 +61,7 @@ class CTCPrefixScorer:
         score = r_n[:, 0].clone()  # B, K
         for t in range(1, frames):
             r_n[:, t] = torch.logaddexp(r_n[:, t - 1], phi[:, t - 1]) + emit[:, t]
-            r_b[:, t] = torch.logaddexp(r_n[:, t - 1], r_b[:, t - 1]) + blank[:, t, None]
+            r_b[:, t] = torch.logaddexp(r_n[:, t - 1], r_b[:, t - 1]) + self.blank[:, t, None]
             score = torch.logaddexp(score, phi[:, t - 1] + emit[:, t])
         score = torch.where(classes > 0, score, torch.full_like(score, NEG))
         self._pending = (classes, r_n, r_b, score)

@@ -74,18 +74,16 @@ def start_from(model: Any, config: Config, selection: dict[str, Any], init: str 
     if differ:
         raise TrainingError(f"--init {init}: that run's model differs in " + ", ".join(
             f"model.{k} ({theirs.get(k)!r} there, {ours[k]!r} here)" for k in differ) + "; use its model settings")
-    if init_selection == selection:
-        restore_trained(model, selection, weights)
-        logger.info("starting from the trained tensors of %s", init)
-    elif init_selection == {"llm_tensors": []}:
-        # That run trained the adaptor alone (e.g. a CTC-only phase): its LLM is the pretrained one, so any
-        # selection can start from its adaptor. This is how runs of different strategies share one warm-up.
-        restore_trained(model, selection, {n: t for n, t in weights.items() if n.startswith("adaptor.")})
-        logger.info("starting from the adaptor of %s (it trained no LLM tensor); LLM tensors as pretrained", init)
-    else:
+    # A run that trained the adaptor alone (e.g. a CTC-only phase) holds adaptor tensors only and left the LLM as
+    # pretrained, so any selection can start from it: this is how runs of different strategies share one warm-up.
+    adaptor_only = init_selection == {"llm_tensors": []}
+    if init_selection != selection and not adaptor_only:
         raise TrainingError(f"--init {init}: that run trained other LLM tensors than this one selects; start from a "
                             "run with the same selection settings (selection.*) and LLM, or from one that trained "
                             "the adaptor alone (selection.strategy=none)")
+    restore_trained(model, selection, weights)
+    logger.info("starting from the trained tensors of %s%s", init,
+                " (its adaptor; LLM tensors as pretrained)" if adaptor_only and init_selection != selection else "")
 
 
 def open_run(output: Path, config: Config, resume: bool) -> dict[str, Any] | None:
