@@ -90,3 +90,7 @@ def test_a_second_run_into_the_same_folder_is_refused(tiny_models, tone_corpus, 
     assert main(["train", *args]) == 0
     assert main(["train", *args]) == 2
     assert "--resume" in capsys.readouterr().err
+    # resuming it with another model or selection is refused, and the error names the keys that differ
+    assert main(["train", "--resume", *args, "selection.num_tensors=3", "model.adaptor_heads=2"]) == 2
+    error = capsys.readouterr().err
+    assert "model.adaptor_heads" in error and "selection.num_tensors" in error and "train." not in error, error

@@ -69,11 +69,9 @@ def start_from(model: Any, config: Config, selection: dict[str, Any], init: str 
     """Put another run's trained tensors into a new run's model; the two must be the same model (model.* settings
     but the precision) and train the same tensors, or the other run trained the adaptor alone."""
     weights, init_config, init_selection, _ = load_checkpoint(init)
-    ours, theirs = dataclasses.asdict(config.model), dataclasses.asdict(init_config.model)
-    differ = [key for key in ours if key not in ("dtype", "attn_implementation") and ours[key] != theirs.get(key)]
+    differ = differences(config, init_config, ("model",), ignore=("dtype", "attn_implementation"))
     if differ:
-        raise TrainingError(f"--init {init}: that run's model differs in " + ", ".join(
-            f"model.{k} ({theirs.get(k)!r} there, {ours[k]!r} here)" for k in differ) + "; use its model settings")
+        raise TrainingError(f"--init {init}: that run's model differs in {differ}; use its model settings")
     # A run that trained the adaptor alone (e.g. a CTC-only phase) holds adaptor tensors only and left the LLM as
     # pretrained, so any selection can start from it: this is how runs of different strategies share one warm-up.
     adaptor_only = init_selection == {"llm_tensors": []}
@@ -94,8 +92,18 @@ def open_run(output: Path, config: Config, resume: bool) -> dict[str, Any] | Non
                                 "--output")
         return None
     weights, saved_config, selection, state = load_checkpoint(output, with_state=True)
-    for section in ("model", "selection"):
-        if getattr(saved_config, section) != getattr(config, section):
-            raise TrainingError(f"--resume: the '{section}' settings differ from the run's config.yaml; a run resumes "
-                                "with the model and selection it started with")
+    differ = differences(config, saved_config, ("model", "selection"))
+    if differ:
+        raise TrainingError(f"--resume: the settings differ from the run's config.yaml in {differ}; a run resumes "
+                            "with the model and selection it started with")
     return {"weights": weights, "selection": selection, "state": state}
+
+
+def differences(ours: Config, theirs: Config, sections: tuple[str, ...], ignore: tuple[str, ...] = ()) -> str:
+    """The keys of `sections` whose values differ, as "model.x (theirs there, ours here), ..."; "" if none."""
+    found = []
+    for section in sections:
+        mine, other = dataclasses.asdict(getattr(ours, section)), dataclasses.asdict(getattr(theirs, section))
+        found += [f"{section}.{key} ({other.get(key)!r} there, {value!r} here)" for key, value in mine.items()
+                  if key not in ignore and value != other.get(key)]
+    return ", ".join(found)
