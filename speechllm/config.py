@@ -174,20 +174,22 @@ class TrainConfig:
 
 @dataclass
 class DecodeConfig:
-    # 1 = greedy; more = beam search
+    # 1 = greedy; more = beam search (over the joint score when decode.ctc_weight > 0)
     num_beams: int = 1
     # Upper bound on new tokens per second of audio (plus decode.extra_tokens); stops loops
     tokens_per_second: float = 10.0
     # Tokens allowed on top of the duration bound
     extra_tokens: int = 16
     # With CTC compression (model.compression), the transcript's length in tokens against the number of tokens the
-    # CTC head heard (its segments): EOS is not allowed before min_tokens_per_segment x segments (greedy only; stops
-    # early endings), and at most max_tokens_per_segment x segments + 2 tokens are written (stops loops). 0 = off
+    # CTC head heard (its segments): EOS is not allowed before min_tokens_per_segment x segments (not in the
+    # LLM-alone beam search; stops early endings), and at most max_tokens_per_segment x segments + 2 tokens are
+    # written (stops loops). 0 = off
     min_tokens_per_segment: float = 0.0
     max_tokens_per_segment: float = 0.0
-    # Joint CTC / LLM decoding (greedy; models with a CTC head): each step takes the LLM's ctc_candidates most likely
-    # tokens and picks the best of (1 - ctc_weight) x LLM log-probability + ctc_weight x the CTC head's prefix score
-    # gain (EOS: its score that the transcript is complete), as ESPnet decodes attention models. 0 = the LLM alone
+    # Joint CTC / LLM decoding (models with a CTC head): each step takes the LLM's ctc_candidates most likely tokens
+    # and scores them by (1 - ctc_weight) x LLM log-probability + ctc_weight x the CTC head's prefix score gain (EOS:
+    # its score that the transcript is complete), as ESPnet decodes attention models; greedy, or a beam search with
+    # decode.num_beams > 1. 0 = the LLM alone
     ctc_weight: float = 0.0
     ctc_candidates: int = 8
     # Utterances decoded together

@@ -140,3 +140,47 @@ def test_joint_decoding_with_all_weight_on_ctc_writes_what_the_head_heard(tiny_m
     plain = model.generate(features, frames, budgets)
     assert model.generate(features, frames, budgets, ctc_weight=0.0) == plain
     assert plain != heard  # the random LLM alone writes something else: the weight is what moved it
+
+
+def joint_score(model, features, frames, tokens: list[int], weight: float) -> float:
+    """The joint objective of one transcript, computed apart from the search: (1 - w) x the LLM's log-probability of
+    the tokens then EOS + w x the CTC head's log-probability that the audio's transcript is exactly these tokens."""
+    from speechllm.model.ctc_prefix import CTCPrefixScorer
+
+    with torch.no_grad():
+        embeds, mask, _, (log_probs, lengths) = model._prefix(features, frames, False, ctc=True)  # one utterance
+        ids = torch.tensor([tokens + [model.eos_id]])
+        inputs = torch.cat([embeds, model.embed_tokens(ids[:, :-1])], dim=1)  # 1, P + N, H
+        logits = model.llm(inputs_embeds=inputs, attention_mask=torch.ones(inputs.shape[:2], dtype=torch.long)).logits
+        llm = logits[0, embeds.shape[1] - 1 :].float().log_softmax(-1).gather(1, ids[0, :, None]).sum()
+        scorer = CTCPrefixScorer(log_probs, lengths, model._token_classes())
+        for token in tokens:
+            scorer.candidates(torch.tensor([[token]]))
+            scorer.extend(torch.tensor([0]), keep=torch.tensor([True]))
+        return float((1 - weight) * llm + weight * scorer.full_score()[0])
+
+
+def test_joint_beam_search_finds_transcripts_the_joint_score_prefers(tiny_models, monkeypatch):
+    # decode.num_beams > 1 with decode.ctc_weight: a beam search over the same objective as joint greedy decoding
+    model = compressed_model(tiny_models)
+    heads_own = model.ctc_log_probs
+    monkeypatch.setattr(model, "ctc_log_probs", lambda audio: (heads_own(audio) * 30).log_softmax(-1))
+    torch.manual_seed(4)
+    features, frames, budgets = torch.randn(3, 80, 200), torch.tensor([200, 120, 64]), [60, 60, 60]
+    heard = model.ctc_greedy(features, frames)
+    vocabulary = model.llm.get_output_embeddings().weight.shape[0]
+    # all weight on a confident head: the head's transcript, as greedy gives it
+    assert model.generate(features, frames, budgets, num_beams=3, ctc_weight=1.0, ctc_candidates=vocabulary) == heard
+    # half and half, every token a candidate: never worse than greedy under the objective, better somewhere, and
+    # batching changes nothing
+    options = dict(ctc_weight=0.5, ctc_candidates=vocabulary)
+    greedy = model.generate(features, frames, budgets, **options)
+    beam = model.generate(features, frames, budgets, num_beams=4, **options)
+    alone = [model.generate(features[i : i + 1, :, : frames[i]], frames[i : i + 1], [budgets[i]], num_beams=4,
+                            **options)[0] for i in range(3)]
+    assert beam == alone
+    scores = [(joint_score(model, features[i : i + 1, :, : frames[i]], frames[i : i + 1], beam[i], 0.5),
+               joint_score(model, features[i : i + 1, :, : frames[i]], frames[i : i + 1], greedy[i], 0.5))
+              for i in range(3)]
+    assert all(b >= g - 1e-3 for b, g in scores), scores
+    assert any(b > g + 1e-3 for b, g in scores), scores

@@ -80,3 +80,13 @@ class CTCPrefixScorer:
         self.last = torch.where(keep, classes[rows, choice], self.last)
         self.empty = self.empty & ~keep
         self._pending = None
+
+    def select(self, parent: torch.Tensor, choice: torch.Tensor) -> None:
+        """Beam search: row r becomes row parent[r]'s prefix extended by its candidate choice[r] (both: B, indices
+        into the last `candidates` call). Parents must share the row's audio (beams of one utterance)."""
+        assert self._pending is not None, "call candidates() first"
+        classes, r_n, r_b, score = self._pending
+        self.r_n, self.r_b = r_n[parent, :, choice], r_b[parent, :, choice]  # B, T
+        self.score, self.last = score[parent, choice], classes[parent, choice]  # B
+        self.empty = torch.zeros_like(self.empty)
+        self._pending = None

@@ -216,12 +216,11 @@ class SpeechLLM(nn.Module):
                  ctc_weight: float = 0.0, ctc_candidates: int = 8) -> list[list[int]]:
         """Token ids of each transcript (EOS excluded); row b stops at EOS or after max_new_tokens[b] tokens. With
         CTC compression, `tokens_per_segment` = (least, most) tokens per CTC segment (0 = no bound) ties each
-        transcript's length to the number of tokens the CTC head heard: no EOS before the least (greedy only), no
-        more than the most (+2). `ctc_weight` > 0 (greedy, with a CTC head): joint CTC / LLM decoding over the LLM's
-        `ctc_candidates` best tokens each step (`ctc_prefix`)."""
+        transcript's length to the number of tokens the CTC head heard: no EOS before the least (not in the LLM-alone
+        beam search), no more than the most (+2). `ctc_weight` > 0 (with a CTC head): joint CTC / LLM decoding over
+        the LLM's `ctc_candidates` best tokens each step (`ctc_prefix`), greedy or, with `num_beams` > 1, a beam
+        search over the joint score."""
         use_ctc = ctc_weight > 0 and self.adaptor.ctc is not None
-        if use_ctc and num_beams > 1:
-            raise ValueError("joint CTC decoding (decode.ctc_weight) is greedy: set decode.num_beams=1")
         with self.autocast():
             return self._generate(features, frames, max_new_tokens, num_beams, encoded, tokens_per_segment,
                                   ctc_weight if use_ctc else 0.0, ctc_candidates)
@@ -237,6 +236,9 @@ class SpeechLLM(nn.Module):
                 max_new_tokens = [min(m, math.ceil(high * k) + 2) for m, k in zip(max_new_tokens, segments.tolist())]
             if low > 0:
                 least = (low * segments).floor().long()
+        if num_beams > 1 and ctc is not None:
+            return self._joint_beam_search(embeds, attention_mask, max_new_tokens, least, ctc, ctc_weight,
+                                           ctc_candidates, num_beams)
         if num_beams > 1:
             return self._beam_search(embeds, attention_mask, max_new_tokens, num_beams)
         batch, device = embeds.shape[0], embeds.device
@@ -291,6 +293,89 @@ class SpeechLLM(nn.Module):
         token = top.indices.gather(1, choice[:, None])[:, 0]  # B
         scorer.extend(choice, keep=~done & (token != self.eos_id))
         return token
+
+    def _joint_beam_search(self, embeds: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: list[int],
+                           least: torch.Tensor, ctc: tuple[torch.Tensor, torch.Tensor], weight: float,
+                           candidates: int, beams: int) -> list[list[int]]:
+        """Beam search over the joint score (1 - w) log p_LLM + w log P_ctc(prefix), summed over the transcript
+        (Watanabe et al. 2017). W beams per utterance, all utterances in one LLM batch of B*W rows; each step
+        takes the K best LLM tokens of every beam and keeps the W best extensions per utterance. Both terms only
+        fall as a transcript grows, so an utterance stops once its best finished transcript outscores every live
+        beam, or once W have finished."""
+        batch, device, w = embeds.shape[0], embeds.device, beams
+        rows = batch * w
+        embeds, attention_mask = embeds.repeat_interleave(w, 0), attention_mask.repeat_interleave(w, 0)  # BW, P, H
+        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # BW, P
+        limits = torch.tensor(max_new_tokens, device=device).repeat_interleave(w)  # BW
+        least = torch.minimum(least.repeat_interleave(w), limits - 1)  # BW
+        log_probs, lengths = ctc
+        scorer = CTCPrefixScorer(log_probs.repeat_interleave(w, 0), lengths.repeat_interleave(w), self._token_classes())
+        beam_score = torch.full((batch, w), -math.inf, device=device)
+        beam_score[:, 0] = 0.0  # one live beam at the start, so the first step does not pick one token W times
+        beam_score = beam_score.view(rows)  # BW
+        history = [[] for _ in range(rows)]  # tokens of each row's transcript
+        finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]
+        active = [max_new_tokens[b] > 0 for b in range(batch)]
+        cache_keyword = "cache" if "cache" in inspect.signature(self.llm.forward).parameters else "past_key_values"
+        past = None
+        for step in range(max(max_new_tokens, default=0) + 1):  # + 1: the step that scores EOS after the limit
+            if not any(active):
+                break
+            result = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids,
+                              use_cache=True, logits_to_keep=1, **{cache_keyword: past})
+            past = result["cache"] if "cache" in result else result.past_key_values
+            log_p = result.logits[:, -1].float().log_softmax(-1)  # BW, V
+            log_p[:, self.eos_id] = log_p[:, self.eos_id].masked_fill(step < least, -math.inf)
+            top = log_p.topk(min(candidates, log_p.shape[-1]), dim=-1)  # BW, K
+            gain = scorer.candidates(top.indices) - scorer.score[:, None]  # BW, K
+            end = (scorer.full_score() - scorer.score)[:, None].expand_as(gain)  # BW, K
+            is_eos = top.indices == self.eos_id  # BW, K
+            total = beam_score[:, None] + (1 - weight) * top.values + weight * torch.where(is_eos, end, gain)  # BW, K
+            # a beam holding max_new_tokens tokens ends here, scored as if it chose EOS
+            at_limit = step >= limits  # BW
+            forced = beam_score + (1 - weight) * log_p[:, self.eos_id].clamp(min=-1e4) + weight * end[:, 0]  # BW
+            k = top.indices.shape[1]
+            flat = total.view(batch, w * k)  # B, WK
+            order = flat.topk(min(2 * w, w * k), dim=-1)  # B, 2W
+            parent = torch.arange(rows, device=device)  # BW: new row r continues parent[r] with candidate choice[r]
+            choice = torch.zeros(rows, dtype=torch.long, device=device)
+            new_score = torch.full((rows,), -math.inf, device=device)
+            scores_l, index_l, tokens_l = order.values.tolist(), order.indices.tolist(), top.indices.tolist()
+            forced_l, limit_l = forced.tolist(), at_limit.tolist()
+            for b in range(batch):
+                if not active[b]:
+                    continue
+                if limit_l[b * w]:  # the utterance's length limit: its live beams end
+                    for j in range(w):
+                        if forced_l[b * w + j] > -math.inf:
+                            finished[b].append((forced_l[b * w + j], history[b * w + j]))
+                    active[b] = False
+                    continue
+                slot = 0
+                for rank, (value, index) in enumerate(zip(scores_l[b], index_l[b])):
+                    if value == -math.inf or slot == w:
+                        break
+                    source, cand = b * w + index // k, index % k
+                    if tokens_l[source][cand] == self.eos_id:
+                        if rank < w:
+                            finished[b].append((value, history[source]))
+                        continue
+                    row = b * w + slot
+                    parent[row], choice[row], new_score[row] = source, cand, value
+                    slot += 1
+                best_live = max((v for v in new_score[b * w : (b + 1) * w].tolist()), default=-math.inf)
+                best_done = max((v for v, _ in finished[b]), default=-math.inf)
+                if len(finished[b]) >= w or best_done >= best_live:
+                    active[b] = False
+            chosen = top.indices[parent, choice]  # BW
+            history = [history[p] + [t] for p, t in zip(parent.tolist(), chosen.tolist())]
+            beam_score = new_score
+            scorer.select(parent, choice)
+            past.reorder_cache(parent)
+            embeds = self.embed_tokens(chosen)[:, None]  # BW, 1, H
+            attention_mask = torch.cat([attention_mask[parent], attention_mask.new_ones(rows, 1)], dim=1)
+            position_ids = position_ids[parent, -1:] + 1
+        return [max(done, key=lambda item: item[0])[1] if done else [] for done in finished]
 
     def _beam_search(self, embeds: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: list[int],
                      num_beams: int) -> list[list[int]]:
