@@ -125,17 +125,23 @@ def test_transcript_length_is_bounded_by_the_ctc_segments(tiny_models):
         assert len(row) >= min(math.floor(0.5 * k), 39)  # no EOS before half a token per segment
 
 
-def test_joint_decoding_with_all_weight_on_ctc_writes_what_the_head_heard(tiny_models, monkeypatch):
-    # decode.ctc_weight: the CTC head's prefix scores join the LLM's; with weight 1 and every token a candidate the
-    # search follows the head alone: on a confident head that is its greedy transcript, EOS included
+def confident_head(tiny_models, monkeypatch):
+    """A compressed model whose CTC head is sharpened to near-certainty, three random utterances and their budgets,
+    what the head hears in them, and the vocabulary size (every token a candidate)."""
     model = compressed_model(tiny_models)
     heads_own = model.ctc_log_probs
     monkeypatch.setattr(model, "ctc_log_probs", lambda audio: (heads_own(audio) * 30).log_softmax(-1))
     torch.manual_seed(4)
     features, frames, budgets = torch.randn(3, 80, 200), torch.tensor([200, 120, 64]), [60, 60, 60]
     heard = model.ctc_greedy(features, frames)
+    return model, features, frames, budgets, heard, model.llm.get_output_embeddings().weight.shape[0]
+
+
+def test_joint_decoding_with_all_weight_on_ctc_writes_what_the_head_heard(tiny_models, monkeypatch):
+    # decode.ctc_weight: the CTC head's prefix scores join the LLM's; with weight 1 and every token a candidate the
+    # search follows the head alone: on a confident head that is its greedy transcript, EOS included
+    model, features, frames, budgets, heard, vocabulary = confident_head(tiny_models, monkeypatch)
     assert all(heard) and len(set(map(tuple, heard))) == 3
-    vocabulary = model.llm.get_output_embeddings().weight.shape[0]
     assert model.generate(features, frames, budgets, ctc_weight=1.0, ctc_candidates=vocabulary) == heard
     plain = model.generate(features, frames, budgets)
     assert model.generate(features, frames, budgets, ctc_weight=0.0) == plain
@@ -162,13 +168,7 @@ def joint_score(model, features, frames, tokens: list[int], weight: float) -> fl
 
 def test_joint_beam_search_finds_transcripts_the_joint_score_prefers(tiny_models, monkeypatch):
     # decode.num_beams > 1 with decode.ctc_weight: a beam search over the same objective as joint greedy decoding
-    model = compressed_model(tiny_models)
-    heads_own = model.ctc_log_probs
-    monkeypatch.setattr(model, "ctc_log_probs", lambda audio: (heads_own(audio) * 30).log_softmax(-1))
-    torch.manual_seed(4)
-    features, frames, budgets = torch.randn(3, 80, 200), torch.tensor([200, 120, 64]), [60, 60, 60]
-    heard = model.ctc_greedy(features, frames)
-    vocabulary = model.llm.get_output_embeddings().weight.shape[0]
+    model, features, frames, budgets, heard, vocabulary = confident_head(tiny_models, monkeypatch)
     # all weight on a confident head: the head's transcript, as greedy gives it
     assert model.generate(features, frames, budgets, num_beams=3, ctc_weight=1.0, ctc_candidates=vocabulary) == heard
     # half and half, every token a candidate: never worse than greedy under the objective, better somewhere, and

@@ -12,6 +12,7 @@ import inspect
 import math
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from typing import Any
 
 import torch
 from torch import nn
@@ -249,13 +250,9 @@ class SpeechLLM(nn.Module):
         output = torch.full((batch, max(max_new_tokens)), self.eos_id, dtype=torch.long, device=device)
         done = limits <= 0
         scorer = None if ctc is None else CTCPrefixScorer(*ctc, self._token_classes())
-        past = None
-        cache_keyword = "cache" if "cache" in inspect.signature(self.llm.forward).parameters else "past_key_values"
+        past, cache_keyword = None, self._cache_keyword()
         for step in range(max(max_new_tokens)):
-            result = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids,
-                              use_cache=True, logits_to_keep=1, **{cache_keyword: past})
-            past = result["cache"] if "cache" in result else result.past_key_values  # transformers >= 5.24: "cache"
-            logits = result.logits[:, -1]  # B, V
+            logits, past = self._llm_step(embeds, attention_mask, position_ids, past, cache_keyword)  # B, V
             if step < hold_eos:
                 logits[:, self.eos_id] = logits[:, self.eos_id].masked_fill(step < least, -math.inf)
             if scorer is None:
@@ -280,17 +277,34 @@ class SpeechLLM(nn.Module):
         token_class[classes] = torch.arange(1, len(classes) + 1, device=classes.device)
         return token_class
 
+    def _cache_keyword(self) -> str:
+        """The LLM forward's name for the KV cache: "cache" from transformers 5.24 (`past_key_values` goes in 5.40)."""
+        return "cache" if "cache" in inspect.signature(self.llm.forward).parameters else "past_key_values"
+
+    def _llm_step(self, embeds: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor, past: Any,
+                  cache_keyword: str) -> tuple[torch.Tensor, Any]:
+        """One cached decoding step: the next-token logits of each row (B, V) and the grown cache."""
+        result = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids,
+                          use_cache=True, logits_to_keep=1, **{cache_keyword: past})
+        past = result["cache"] if "cache" in result else result.past_key_values
+        return result.logits[:, -1], past
+
+    def _joint_scores(self, log_p: torch.Tensor, scorer: CTCPrefixScorer, weight: float, candidates: int
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The LLM's `candidates` best tokens of each row (B, K), their joint score gains (1 - w) log p_LLM +
+        w (CTC prefix score gain) (B, K), and the CTC gain of ending the transcript here (B), which EOS takes."""
+        top = log_p.topk(min(candidates, log_p.shape[-1]), dim=-1)  # B, K
+        gain = scorer.candidates(top.indices) - scorer.score[:, None]  # B, K
+        end = scorer.full_score() - scorer.score  # B: EOS ends the transcript
+        gain = torch.where(top.indices == self.eos_id, end[:, None].expand_as(gain), gain)
+        return top.indices, (1 - weight) * top.values + weight * gain, end
+
     def _joint_choice(self, logits: torch.Tensor, scorer: CTCPrefixScorer, weight: float, candidates: int,
                       done: torch.Tensor) -> torch.Tensor:
         """One greedy step of joint decoding: logits B, V -> the chosen token: B; the scorer moves on with it."""
-        log_p = logits.float().log_softmax(-1)  # B, V
-        top = log_p.topk(min(candidates, log_p.shape[-1]), dim=-1)  # B, K
-        gain = scorer.candidates(top.indices) - scorer.score[:, None]  # B, K
-        end = (scorer.full_score() - scorer.score)[:, None].expand_as(gain)  # B, K: EOS ends the transcript
-        gain = torch.where(top.indices == self.eos_id, end, gain)
-        joint = (1 - weight) * top.values + weight * gain  # B, K
+        tokens, joint, _ = self._joint_scores(logits.float().log_softmax(-1), scorer, weight, candidates)  # B, K
         choice = joint.argmax(-1)  # B
-        token = top.indices.gather(1, choice[:, None])[:, 0]  # B
+        token = tokens.gather(1, choice[:, None])[:, 0]  # B
         scorer.extend(choice, keep=~done & (token != self.eos_id))
         return token
 
@@ -316,31 +330,24 @@ class SpeechLLM(nn.Module):
         history = [[] for _ in range(rows)]  # tokens of each row's transcript
         finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]
         active = [max_new_tokens[b] > 0 for b in range(batch)]
-        cache_keyword = "cache" if "cache" in inspect.signature(self.llm.forward).parameters else "past_key_values"
-        past = None
+        past, cache_keyword = None, self._cache_keyword()
         for step in range(max(max_new_tokens, default=0) + 1):  # + 1: the step that scores EOS after the limit
             if not any(active):
                 break
-            result = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids,
-                              use_cache=True, logits_to_keep=1, **{cache_keyword: past})
-            past = result["cache"] if "cache" in result else result.past_key_values
-            log_p = result.logits[:, -1].float().log_softmax(-1)  # BW, V
+            logits, past = self._llm_step(embeds, attention_mask, position_ids, past, cache_keyword)
+            log_p = logits.float().log_softmax(-1)  # BW, V
             log_p[:, self.eos_id] = log_p[:, self.eos_id].masked_fill(step < least, -math.inf)
-            top = log_p.topk(min(candidates, log_p.shape[-1]), dim=-1)  # BW, K
-            gain = scorer.candidates(top.indices) - scorer.score[:, None]  # BW, K
-            end = (scorer.full_score() - scorer.score)[:, None].expand_as(gain)  # BW, K
-            is_eos = top.indices == self.eos_id  # BW, K
-            total = beam_score[:, None] + (1 - weight) * top.values + weight * torch.where(is_eos, end, gain)  # BW, K
+            tokens, joint, end = self._joint_scores(log_p, scorer, weight, candidates)  # BW, K; BW, K; BW
+            total = beam_score[:, None] + joint  # BW, K
             # a beam holding max_new_tokens tokens ends here, scored as if it chose EOS
             at_limit = step >= limits  # BW
-            forced = beam_score + (1 - weight) * log_p[:, self.eos_id].clamp(min=-1e4) + weight * end[:, 0]  # BW
-            k = top.indices.shape[1]
-            flat = total.view(batch, w * k)  # B, WK
-            order = flat.topk(min(2 * w, w * k), dim=-1)  # B, 2W
+            forced = beam_score + (1 - weight) * log_p[:, self.eos_id].clamp(min=-1e4) + weight * end  # BW
+            k = tokens.shape[1]
+            order = total.view(batch, w * k).topk(min(2 * w, w * k), dim=-1)  # B, 2W
             parent = torch.arange(rows, device=device)  # BW: new row r continues parent[r] with candidate choice[r]
             choice = torch.zeros(rows, dtype=torch.long, device=device)
             new_score = torch.full((rows,), -math.inf, device=device)
-            scores_l, index_l, tokens_l = order.values.tolist(), order.indices.tolist(), top.indices.tolist()
+            scores_l, index_l, tokens_l = order.values.tolist(), order.indices.tolist(), tokens.tolist()
             forced_l, limit_l = forced.tolist(), at_limit.tolist()
             for b in range(batch):
                 if not active[b]:
@@ -363,11 +370,11 @@ class SpeechLLM(nn.Module):
                     row = b * w + slot
                     parent[row], choice[row], new_score[row] = source, cand, value
                     slot += 1
-                best_live = max((v for v in new_score[b * w : (b + 1) * w].tolist()), default=-math.inf)
+                best_live = max(new_score[b * w : (b + 1) * w].tolist())
                 best_done = max((v for v, _ in finished[b]), default=-math.inf)
                 if len(finished[b]) >= w or best_done >= best_live:
                     active[b] = False
-            chosen = top.indices[parent, choice]  # BW
+            chosen = tokens[parent, choice]  # BW
             history = [history[p] + [t] for p, t in zip(parent.tolist(), chosen.tolist())]
             beam_score = new_score
             scorer.select(parent, choice)
