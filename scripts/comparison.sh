@@ -7,9 +7,12 @@
 #   bash scripts/comparison.sh [WORK]        # WORK defaults to runs/comparison
 #
 # Stop it at any time and run the same command again: the corpus is kept, the warm-up resumes, finished runs are
-# skipped and an unfinished one resumes. Settings (environment): JOINT_STEPS (300), SEEDS ("0 1 2"),
-# STRATEGIES (all seven), RESULTS (docs/comparison), NUM_PARAMS (4000000: the recipe's 30 lowest-kappa tensors
-# hold 4,091,904).
+# skipped and an unfinished one resumes. The warm-up, once trained, is exported (bfloat16, ~8 MB) to
+# docs/comparison/ctc-base and committed, so every later session starts its runs from the same adaptor. The joint
+# runs compute in float32 (model.dtype=float32) whatever the CPU and decode greedily (decode.num_beams=1), so runs
+# made on different machines in different sessions compare. Settings (environment): JOINT_STEPS (300), SEEDS
+# ("0 1 2"), STRATEGIES (all seven), RESULTS (docs/comparison), NUM_PARAMS (4000000: the recipe's 30 lowest-kappa
+# tensors hold 4,091,904).
 set -euo pipefail
 WORK=${1:-runs/comparison}
 JOINT_STEPS=${JOINT_STEPS:-300}
@@ -19,17 +22,23 @@ RESULTS=${RESULTS:-docs/comparison}
 NUM_PARAMS=${NUM_PARAMS:-4000000}
 CONFIG=configs/offline-cpu.yaml
 CORPUS=$WORK/corpus10k
-BASE=$WORK/ctc-base
+BASE=$RESULTS/ctc-base  # the shared warm-up, committed
 
 mkdir -p "$WORK"
 [ -f "$CORPUS/test_unseen_voices.jsonl" ] || speechllm synth --out "$CORPUS" --per-language 10000
 python scripts/recipe_data.py "$CORPUS" --test-per-language 150
 
-# the warm-up: the recipe's CTC-only phase (7,000 steps), adaptor and CTC head only
-resume=""
-[ -d "$BASE/checkpoint" ] && resume="--resume"
-speechllm train --manifest "$CORPUS/train_max5s.jsonl" --dev-manifest "$CORPUS/dev96mix.jsonl" --config "$CONFIG" \
-    --output "$BASE" $resume selection.strategy=none train.max_steps=7000 train.eval_every=1000
+# the warm-up: the recipe's CTC-only phase (7,000 steps), adaptor and CTC head only; trained once, then committed
+if [ ! -f "$BASE/checkpoint/complete.json" ]; then
+    resume=""
+    [ -d "$WORK/ctc-base/checkpoint" ] && resume="--resume"
+    speechllm train --manifest "$CORPUS/train_max5s.jsonl" --dev-manifest "$CORPUS/dev96mix.jsonl" \
+        --config "$CONFIG" --output "$WORK/ctc-base" $resume selection.strategy=none train.max_steps=7000 \
+        train.eval_every=1000
+    python -c "import sys; from speechllm.model.checkpoint import export_checkpoint; export_checkpoint(*sys.argv[1:])" \
+        "$WORK/ctc-base" "$BASE"
+    cp "$WORK/ctc-base/metrics.jsonl" "$BASE/metrics.jsonl"
+fi
 
 # the joint phase per strategy and seed, all from the warm-up, one schedule: the adaptor at the rate the recipe's
 # cosine has reached where its joint phase begins (~2e-4), the LLM's tensors (or adapters) at 1e-4
@@ -38,4 +47,4 @@ python scripts/compare_strategies.py --train "$CORPUS/train_max5s.jsonl" --dev "
     --test "$CORPUS/test150.jsonl" "$CORPUS/unseen150.jsonl" --config "$CONFIG" --output "$WORK/runs" \
     --results "$RESULTS" --init "$BASE" --strategies $STRATEGIES --seeds $SEEDS --num-params "$NUM_PARAMS" \
     train.ctc_only_steps=0 train.max_steps="$JOINT_STEPS" train.warmup_steps=30 train.lr_adaptor=2e-4 \
-    train.lr_llm=1e-4 train.eval_every=100 train.save_every=100
+    train.lr_llm=1e-4 train.eval_every=100 train.save_every=100 model.dtype=float32 decode.num_beams=1
