@@ -56,6 +56,18 @@ def train_run(args: argparse.Namespace, strategy: str, seed: int, run: Path) -> 
                 f"selection.seed={seed}", *args.overrides]
     print(f"[{time.strftime('%H:%M:%S')}] {run.name}: " + " ".join(command[2:]), flush=True)
     subprocess.run(command, check=True)
+    step, last = checkpoint_step(run)
+    if step < last:  # stopped by a signal: `speechllm train` then saves, says so and exits 0
+        raise SystemExit(f"{run.name} stopped at step {step} of {last}, so it is not scored; run the same command "
+                         "again to resume it")
+
+
+def checkpoint_step(run: Path) -> tuple[int, int]:
+    """The step the run's checkpoint holds and the run's train.max_steps."""
+    from speechllm.model.checkpoint import load_checkpoint
+
+    _, config, _, state = load_checkpoint(run, with_state=True)
+    return int(state["step"]), config.train.max_steps
 
 
 def read_metrics(run: Path) -> list[dict]:

@@ -51,3 +51,34 @@ def test_comparison_runs_every_strategy_with_matched_budgets(tiny_models, tone_c
     summary = json.loads((results / "report.json").read_text())["summary"]
     assert set(summary) == {"lowest", "none"} and all(row["seeds"] == [0, 1] for row in summary.values())
     assert summary["lowest"][f"{split}:wer_en"][1] >= 0  # the spread over the two seeds
+
+
+def test_a_run_stopped_before_its_last_step_is_not_scored(tmp_path, monkeypatch):
+    # `speechllm train` stopped by SIGTERM saves a checkpoint and exits 0; the comparison must not take that run
+    # for finished (it would score a half-trained run and skip it ever after)
+    import argparse
+    import importlib.util
+
+    import torch
+
+    from speechllm.config import load_config
+    from speechllm.model.checkpoint import save_checkpoint
+
+    spec = importlib.util.spec_from_file_location("compare_strategies", "scripts/compare_strategies.py")
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    run = tmp_path / "lowest-seed0"
+    config = load_config("configs/tiny.yaml", ["train.max_steps=4"])
+
+    def stopped_at(step):
+        def fake_train(command, check):
+            save_checkpoint(run, {"adaptor.w": torch.zeros(1)}, config, {}, {"step": step})
+        return fake_train
+
+    args = argparse.Namespace(train="t.jsonl", dev="d.jsonl", config="configs/tiny.yaml", init=None, num_params=10,
+                              lora_tensors=3, overrides=[])
+    monkeypatch.setattr(compare.subprocess, "run", stopped_at(2))
+    with pytest.raises(SystemExit, match="stopped at step 2 of 4"):
+        compare.train_run(args, "lowest", 0, run)
+    monkeypatch.setattr(compare.subprocess, "run", stopped_at(4))
+    compare.train_run(args, "lowest", 0, run)  # finished: no complaint
