@@ -111,9 +111,16 @@ def score_run(args: argparse.Namespace, strategy: str, seed: int, run: Path) -> 
             "dev_wer_curve": [(r["step"], r["dev_wer"]) for r in metrics if "dev_wer" in r]}
 
 
-def spread(values: list[float]) -> list[float]:
-    """[mean, standard deviation over seeds] (0 for one seed)."""
-    return [statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0]
+def spread(values: list[float]) -> list[float | None]:
+    """[mean, standard deviation over seeds]; the deviation is None for one seed (there is no spread to show, and
+    0 would read as none measured)."""
+    return [statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None]
+
+
+def cell(mean: float, deviation: float | None, scale: float = 1.0, sign: str = "") -> str:
+    """"mean ± deviation", or the mean alone for one seed."""
+    text = f"{scale * mean:{sign}.1f}"
+    return text if deviation is None else f"{text} ± {scale * deviation:.1f}"
 
 
 def summarize(results: list[dict]) -> dict:
@@ -139,11 +146,11 @@ def write_markdown(summary: dict, results: list[dict], path: Path, command: str)
     header = ["strategy", "LLM params", *(k.replace(":wer_", " WER % ") for k in wers),
               *(k.replace("delta_ppl_", "delta PPL ") for k in ppls), "train min", "peak GB", "seeds"]
     lines = [f"command: `{command}`  \ndate: {date.today()}  \n"
-             f"{len(results)} runs; mean ± standard deviation over seeds\n",
+             f"{len(results)} runs; mean ± standard deviation over seeds (the mean alone where one seed ran)\n",
              "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     for strategy, row in summary.items():
-        cells = [f"{100 * row[k][0]:.1f} ± {100 * row[k][1]:.1f}" for k in wers]
-        cells += [f"{row[k][0]:+.1f} ± {row[k][1]:.1f}" for k in ppls]
+        cells = [cell(*row[k], scale=100) for k in wers]
+        cells += [cell(*row[k], sign="+") for k in ppls]
         lines.append(f"| {strategy} | {row['llm_params']:,} | " + " | ".join(cells) +
                      f" | {row['train_seconds'][0] / 60:.1f} | {row['peak_memory_gb'][0]:.1f} | "
                      f"{','.join(map(str, row['seeds']))} |")

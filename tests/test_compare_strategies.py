@@ -40,7 +40,11 @@ def test_comparison_runs_every_strategy_with_matched_budgets(tiny_models, tone_c
         assert run["train_seconds"] > 0 and run["peak_memory_gb"] > 0
     for image in ("dev_wer.png", "forgetting.png"):
         assert (results / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "| kappa-lora |" in (results / "report.md").read_text()
+    table = (results / "report.md").read_text()
+    assert "| kappa-lora |" in table
+    # one seed: no spread is claimed (a "± 0.0" would read as a measured zero)
+    assert summary["lowest"][f"{split}:wer_en"][1] is None
+    assert not [line for line in table.splitlines() if line.startswith("| lowest") and "±" in line]
 
     # run again with a second seed: finished runs are neither trained nor scored again, the new one is
     done = {path: path.stat().st_mtime_ns for path in results.glob("*-seed*.json")}
@@ -51,6 +55,8 @@ def test_comparison_runs_every_strategy_with_matched_budgets(tiny_models, tone_c
     summary = json.loads((results / "report.json").read_text())["summary"]
     assert set(summary) == {"lowest", "none"} and all(row["seeds"] == [0, 1] for row in summary.values())
     assert summary["lowest"][f"{split}:wer_en"][1] >= 0  # the spread over the two seeds
+    assert [line for line in (results / "report.md").read_text().splitlines() if line.startswith("| lowest")
+            and "±" in line]
 
 
 def test_a_run_stopped_before_its_last_step_is_not_scored(tmp_path, monkeypatch):
