@@ -115,3 +115,49 @@ def test_time_mask_zeroes_spans_of_real_frames_in_training_only():
     adaptor.train()
     third, _ = adaptor(x, lengths)
     assert not torch.allclose(first, third)
+
+
+def test_adaptor_feed_forward_is_a_residual_per_frame_sublayer():
+    from speechllm.model.adaptor import Adaptor
+
+    torch.manual_seed(0)
+    x, lengths = torch.randn(2, 40, 8), torch.tensor([40, 24])
+    x[1, 24:] = 0.0
+    paper = Adaptor(8, 16, heads=2, dropout=0.0).eval()
+    ffn = Adaptor(8, 16, heads=2, dropout=0.0, ffn=32).eval()
+    assert all(block.ffn is None for block in paper.blocks) and all(block.ffn is not None for block in ffn.blocks)
+    ffn.load_state_dict(paper.state_dict(), strict=False)  # the same projection and attention
+    out, _ = ffn(x, lengths)
+    assert not torch.allclose(out, paper(x, lengths)[0])  # the sublayer changes the frames
+    alone, _ = ffn(x[1:, :24], lengths[1:])
+    torch.testing.assert_close(out[1:, :6], alone)  # padding still leaves an item as it is alone
+    for block in ffn.blocks:  # with its output layer at zero, the block is the paper's block
+        torch.nn.init.zeros_(block.ffn[3].weight)
+        torch.nn.init.zeros_(block.ffn[3].bias)
+    torch.testing.assert_close(ffn(x, lengths)[0], paper(x, lengths)[0])
+
+
+def test_adaptor_ffn_key_reaches_the_built_model(tiny_models):
+    config = load_config("configs/tiny.yaml", [*tiny_overrides(*tiny_models), "model.adaptor_ffn=24"])
+    model, _, _ = build_speech_llm(config.model, "cpu")
+    assert [block.ffn[1].out_features for block in model.adaptor.blocks] == [24] * config.model.adaptor_layers
+
+
+def test_adaptor_upsample_starts_as_repeated_frames_and_keeps_padding_exact():
+    from speechllm.model.adaptor import Adaptor
+
+    torch.manual_seed(0)
+    x, lengths = torch.randn(2, 40, 8), torch.tensor([40, 21])
+    x[1, 21:] = 0.0
+    paper = Adaptor(8, 16, heads=2, dropout=0.0).eval()
+    double = Adaptor(8, 16, heads=2, dropout=0.0, upsample=2).eval()
+    double.load_state_dict(paper.state_dict(), strict=False)
+    out, out_lengths = double(x, lengths)
+    base, base_lengths = paper(x, lengths)
+    assert out.shape == (2, 20, 16) and out_lengths.tolist() == [20, 12] == (base_lengths * 2).tolist()
+    torch.testing.assert_close(out, base.repeat_interleave(2, dim=1))  # u copies of each frame at the start
+    torch.nn.init.normal_(double.expand.weight, std=0.3)  # once trained, the copies differ ...
+    out, _ = double(x, lengths)
+    assert not torch.allclose(out[:, 0::2], out[:, 1::2])
+    assert (out[1, 12:] == 0).all()  # ... and padding stays zero, and an item is as it is alone
+    torch.testing.assert_close(out[1:, :12], double(x[1:, :21], lengths[1:])[0])

@@ -26,19 +26,25 @@ def sinusoidal_positions(length: int, dim: int, device: torch.device | None = No
 
 
 class AttentionBlock(nn.Module):
-    """Pre-norm residual self-attention: x + MHA(LN(x))."""
+    """Pre-norm residual self-attention: x + MHA(LN(x)), then, with `ffn` > 0, x + FFN(LN(x)) (a Transformer
+    block; the paper's blocks are attention only)."""
 
-    def __init__(self, dim: int, heads: int, dropout: float):
+    def __init__(self, dim: int, heads: int, dropout: float, ffn: int = 0):
         super().__init__()
         self.norm = nn.LayerNorm(dim)
         self.attention = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
         self.dropout = nn.Dropout(dropout)
+        self.ffn = None
+        if ffn:
+            self.ffn = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, ffn), nn.GELU(), nn.Linear(ffn, dim),
+                                     nn.Dropout(dropout))
 
     def forward(self, x: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
         """x: B, S, D; padding: B, S (True where padded) -> B, S, D."""
         h = self.norm(x)
         h, _ = self.attention(h, h, h, key_padding_mask=padding, need_weights=False)
-        return x + self.dropout(h)
+        x = x + self.dropout(h)
+        return x if self.ffn is None else x + self.ffn(x)  # B, S, D
 
 
 class CTCHead(nn.Module):
@@ -78,7 +84,8 @@ def time_mask(x: torch.Tensor, lengths: torch.Tensor, fraction: float, span: int
 
 class Adaptor(nn.Module):
     def __init__(self, encoder_dim: int, llm_dim: int, subsample: int = 4, layers: int = 2, heads: int = 8,
-                 dropout: float = 0.1, ctc: bool = False, mask_fraction: float = 0.0, mask_span: int = 10):
+                 dropout: float = 0.1, ctc: bool = False, mask_fraction: float = 0.0, mask_span: int = 10,
+                 ffn: int = 0, upsample: int = 1):
         super().__init__()
         self.mask_fraction, self.mask_span = mask_fraction, mask_span  # time masking of the input, training only
         if llm_dim % heads:
@@ -87,17 +94,23 @@ class Adaptor(nn.Module):
         self.subsample = subsample
         self.projection = nn.Linear(encoder_dim * subsample, llm_dim)
         self.norm = nn.LayerNorm(llm_dim)
-        self.blocks = nn.ModuleList(AttentionBlock(llm_dim, heads, dropout) for _ in range(layers))
+        self.blocks = nn.ModuleList(AttentionBlock(llm_dim, heads, dropout, ffn) for _ in range(layers))
+        self.upsample = upsample  # output frames per block frame, each its own linear map of it
+        self.expand = None
+        if upsample > 1:  # starts as u copies of each frame: the paper's output, repeated; training tells them apart
+            self.expand = nn.Linear(llm_dim, upsample * llm_dim)
+            nn.init.zeros_(self.expand.bias)
+            self.expand.weight.data.copy_(torch.eye(llm_dim).repeat(upsample, 1))
         # Learned output gain. `build_speech_llm` starts it at the RMS of the LLM's token embeddings, so audio
         # embeddings enter the LLM at the scale of text embeddings instead of LayerNorm's unit scale.
         self.output_scale = nn.Parameter(torch.ones(()))
         self.ctc = CTCHead(llm_dim) if ctc else None  # for model.compression or train.ctc_weight > 0
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        return (lengths + self.subsample - 1) // self.subsample
+        return (lengths + self.subsample - 1) // self.subsample * self.upsample
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x: B, S, D_enc (zero past lengths), lengths: B -> B, S/k, D_llm and output lengths: B."""
+        """x: B, S, D_enc (zero past lengths), lengths: B -> B, S/k*u, D_llm and output lengths: B."""
         if self.training and self.mask_fraction > 0:
             x = time_mask(x, lengths, self.mask_fraction, self.mask_span)  # B, S, D_enc
         batch, frames, dim = x.shape
@@ -106,9 +119,13 @@ class Adaptor(nn.Module):
         x = x.reshape(batch, -1, k * dim)  # B, S/k, k*D_enc: k consecutive frames side by side
         x = self.norm(self.projection(x))  # B, S/k, D_llm
         x = x + sinusoidal_positions(x.shape[1], x.shape[2], x.device).to(x.dtype)  # B, S/k, D_llm
-        out_lengths = self.output_lengths(lengths)
-        padding = torch.arange(x.shape[1], device=x.device)[None, :] >= out_lengths[:, None]  # B, S/k
+        block_lengths = (lengths + k - 1) // k
+        padding = torch.arange(x.shape[1], device=x.device)[None, :] >= block_lengths[:, None]  # B, S/k
         for block in self.blocks:
             x = block(x, padding)
-        x = x * self.output_scale  # B, S/k, D_llm at the LLM's embedding scale
+        if self.expand is not None:
+            x = self.expand(x).reshape(batch, -1, x.shape[2])  # B, S/k*u, D_llm: u frames of each, in order
+            padding = padding.repeat_interleave(self.upsample, dim=1)  # B, S/k*u
+        out_lengths = self.output_lengths(lengths)
+        x = x * self.output_scale  # B, S/k*u, D_llm at the LLM's embedding scale
         return x.masked_fill(padding[..., None], 0.0), out_lengths
