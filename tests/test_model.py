@@ -117,16 +117,23 @@ def test_time_mask_zeroes_spans_of_real_frames_in_training_only():
     assert not torch.allclose(first, third)
 
 
-def test_adaptor_feed_forward_is_a_residual_per_frame_sublayer():
+def paper_and_variant(length: int, **variant):
+    """Encoder states (2 items, the second `length` frames long), the paper's adaptor and a variant sharing its
+    projection and attention weights."""
     from speechllm.model.adaptor import Adaptor
 
     torch.manual_seed(0)
-    x, lengths = torch.randn(2, 40, 8), torch.tensor([40, 24])
-    x[1, 24:] = 0.0
+    x, lengths = torch.randn(2, 40, 8), torch.tensor([40, length])
+    x[1, length:] = 0.0
     paper = Adaptor(8, 16, heads=2, dropout=0.0).eval()
-    ffn = Adaptor(8, 16, heads=2, dropout=0.0, ffn=32).eval()
+    other = Adaptor(8, 16, heads=2, dropout=0.0, **variant).eval()
+    other.load_state_dict(paper.state_dict(), strict=False)
+    return x, lengths, paper, other
+
+
+def test_adaptor_feed_forward_is_a_residual_per_frame_sublayer():
+    x, lengths, paper, ffn = paper_and_variant(24, ffn=32)
     assert all(block.ffn is None for block in paper.blocks) and all(block.ffn is not None for block in ffn.blocks)
-    ffn.load_state_dict(paper.state_dict(), strict=False)  # the same projection and attention
     out, _ = ffn(x, lengths)
     assert not torch.allclose(out, paper(x, lengths)[0])  # the sublayer changes the frames
     alone, _ = ffn(x[1:, :24], lengths[1:])
@@ -144,14 +151,7 @@ def test_adaptor_ffn_key_reaches_the_built_model(tiny_models):
 
 
 def test_adaptor_upsample_starts_as_repeated_frames_and_keeps_padding_exact():
-    from speechllm.model.adaptor import Adaptor
-
-    torch.manual_seed(0)
-    x, lengths = torch.randn(2, 40, 8), torch.tensor([40, 21])
-    x[1, 21:] = 0.0
-    paper = Adaptor(8, 16, heads=2, dropout=0.0).eval()
-    double = Adaptor(8, 16, heads=2, dropout=0.0, upsample=2).eval()
-    double.load_state_dict(paper.state_dict(), strict=False)
+    x, lengths, paper, double = paper_and_variant(21, upsample=2)
     out, out_lengths = double(x, lengths)
     base, base_lengths = paper(x, lengths)
     assert out.shape == (2, 20, 16) and out_lengths.tolist() == [20, 12] == (base_lengths * 2).tolist()
