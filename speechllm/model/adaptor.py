@@ -106,9 +106,6 @@ class Adaptor(nn.Module):
         self.output_scale = nn.Parameter(torch.ones(()))
         self.ctc = CTCHead(llm_dim) if ctc else None  # for model.compression or train.ctc_weight > 0
 
-    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        return (lengths + self.subsample - 1) // self.subsample * self.upsample
-
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: B, S, D_enc (zero past lengths), lengths: B -> B, S/k*u, D_llm and output lengths: B."""
         if self.training and self.mask_fraction > 0:
@@ -126,6 +123,6 @@ class Adaptor(nn.Module):
         if self.expand is not None:
             x = self.expand(x).reshape(batch, -1, x.shape[2])  # B, S/k*u, D_llm: u frames of each, in order
             padding = padding.repeat_interleave(self.upsample, dim=1)  # B, S/k*u
-        out_lengths = self.output_lengths(lengths)
+        out_lengths = block_lengths * self.upsample
         x = x * self.output_scale  # B, S/k*u, D_llm at the LLM's embedding scale
         return x.masked_fill(padding[..., None], 0.0), out_lengths
