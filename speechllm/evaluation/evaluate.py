@@ -60,8 +60,11 @@ def evaluate_checkpoint(checkpoint: str | Path, manifest: str | Path, device: to
         check_heldout(languages)
     model, tokenizer, logmel, config = load_trained(checkpoint, device, overrides)
     report, predictions = evaluate_model(model, tokenizer, logmel, config.decode, utterances, show_progress)
-    report["audio_reliance"] = utterance_reliance(model, tokenizer, logmel, utterances, config.train.batch_size)
+    logger.info("audio reliance: the loss with the true, shuffled and silent audio")
+    report["audio_reliance"] = utterance_reliance(model, tokenizer, logmel, utterances, config.train.batch_size,
+                                                  show_progress)
     if model.adaptor.ctc is not None:  # what the adaptor's CTC head hears on its own, for comparison
+        logger.info("the CTC head alone (greedy, no LLM)")
         ctc_report, _ = score_transcriber(lambda audios: transcribe_samples(
             model, tokenizer, logmel, audios, config.decode, show_progress, ctc_head=True), utterances)
         report["ctc_head"] = {"languages": ctc_report["languages"], "overall": ctc_report["overall"]}

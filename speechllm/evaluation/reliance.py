@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager, nullcontext
 
 import torch
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
 from speechllm.data.audio import SAMPLE_RATE, LogMel, load_utterance
 from speechllm.data.batching import Batch, BucketBatchSampler, SpeechDataset, collate
@@ -79,10 +80,11 @@ def audio_reliance(model: SpeechLLM, batches: Iterable[Batch], device: torch.dev
 
 
 def utterance_reliance(model: SpeechLLM, tokenizer, logmel: LogMel, utterances: Sequence[Utterance],
-                       batch_size: int) -> dict[str, float]:
+                       batch_size: int, show_progress: bool = False) -> dict[str, float]:
     """`audio_reliance` over utterances in batches of similar duration formed as training's dev evaluation forms
     them (`train.batch_size`), so `evaluate` on the dev manifest gives the numbers of the run's metrics.jsonl."""
     durations = [len(load_utterance(u)) / SAMPLE_RATE for u in utterances]  # as validation measures them
     batches = BucketBatchSampler(durations, batch_size).local_batches(0)
     loader = DataLoader(SpeechDataset(utterances, tokenizer, logmel), batch_sampler=batches, collate_fn=collate)
-    return audio_reliance(model, loader, next(model.parameters()).device, model.autocast)
+    progress = tqdm(loader, disable=not show_progress, desc="audio reliance", unit="batch")
+    return audio_reliance(model, progress, next(model.parameters()).device, model.autocast)
