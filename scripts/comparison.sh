@@ -23,6 +23,9 @@ NUM_PARAMS=${NUM_PARAMS:-4000000}
 CONFIG=configs/offline-cpu.yaml
 CORPUS=$WORK/corpus10k
 BASE=$RESULTS/ctc-base  # the shared warm-up, committed
+# The warm-up's adaptor is the paper's (attention blocks only), trained before the recipe gained its feed-forward
+# sublayer; the warm-up and every joint run keep it, so all 21 runs share one adaptor.
+ADAPTOR=model.adaptor_ffn=0
 
 mkdir -p "$WORK"
 [ -f "$CORPUS/test_unseen_voices.jsonl" ] || speechllm synth --out "$CORPUS" --per-language 10000
@@ -34,20 +37,18 @@ if [ ! -f "$BASE/checkpoint/complete.json" ]; then
     [ -d "$WORK/ctc-base/checkpoint" ] && resume="--resume"
     speechllm train --manifest "$CORPUS/train_max5s.jsonl" --dev-manifest "$CORPUS/dev96mix.jsonl" \
         --config "$CONFIG" --output "$WORK/ctc-base" $resume selection.strategy=none train.max_steps=7000 \
-        train.eval_every=1000 model.adaptor_ffn=0
+        train.eval_every=1000 "$ADAPTOR"
     python -c "import sys; from speechllm.model.checkpoint import export_checkpoint; export_checkpoint(*sys.argv[1:])" \
         "$WORK/ctc-base" "$BASE"
     cp "$WORK/ctc-base/metrics.jsonl" "$BASE/metrics.jsonl"
 fi
 
 # the joint phase per strategy and seed, all from the warm-up, one schedule: the adaptor at the rate the recipe's
-# cosine has reached where its joint phase begins (~2e-4), the LLM's tensors (or adapters) at 1e-4. The warm-up's
-# adaptor is the paper's (attention blocks only: model.adaptor_ffn=0), trained before the recipe gained its
-# feed-forward sublayer; every run of the comparison keeps it, so all 21 runs share one adaptor.
+# cosine has reached where its joint phase begins (~2e-4), the LLM's tensors (or adapters) at 1e-4
 # shellcheck disable=SC2086
 python scripts/compare_strategies.py --train "$CORPUS/train_max5s.jsonl" --dev "$CORPUS/dev96mix.jsonl" \
     --test "$CORPUS/test150.jsonl" "$CORPUS/unseen150.jsonl" --config "$CONFIG" --output "$WORK/runs" \
     --results "$RESULTS" --init "$BASE" --strategies $STRATEGIES --seeds $SEEDS --num-params "$NUM_PARAMS" \
     train.ctc_only_steps=0 train.max_steps="$JOINT_STEPS" train.warmup_steps=30 train.lr_adaptor=2e-4 \
     train.lr_llm=1e-4 train.eval_every=100 train.save_every=100 model.dtype=float32 decode.num_beams=1 \
-    model.adaptor_ffn=0
+    "$ADAPTOR"
