@@ -171,6 +171,11 @@ class TrainConfig:
     # Weight of an auxiliary CTC loss on the adaptor output (classes: the LLM's own token embeddings of the
     # training transcripts' tokens, plus a learned blank); 0 = off (the paper has none)
     ctc_weight: float = 0.0
+    # Weight of a second auxiliary CTC loss beside the token one (needs train.ctc_weight or model.compression): a
+    # small head on the adaptor output spells each transcript in UTF-8 bytes, one byte slot per encoder frame
+    # (adaptor.ByteCTCHead). Spelling teaches the adaptor the sounds of rare and unseen words, which the token head
+    # (one class per token) cannot; nothing reads it at inference. 0 = off (the paper has none)
+    byte_ctc_weight: float = 0.0
     # Steps after which the CTC loss is switched off (0 = it stays on for the whole run)
     ctc_steps: int = 0
     # Steps at the start that train the adaptor with the CTC loss alone (the LLM is not run, so a step costs a
@@ -233,7 +238,7 @@ _AT_LEAST_1 = ("model.adaptor_subsample model.adaptor_upsample model.adaptor_hea
                "train.max_bad_steps decode.num_beams decode.batch_size model.time_mask_span decode.ctc_candidates").split()
 _AT_LEAST_0 = ("model.adaptor_layers model.adaptor_ffn data.num_workers train.max_steps train.lr_adaptor train.lr_llm train.weight_decay "
                "train.warmup_steps train.grad_clip train.eval_every train.eval_wer_utterances train.save_every "
-               "train.adaptor_only_steps train.ctc_weight train.ctc_steps train.ctc_only_steps decode.extra_tokens "
+               "train.adaptor_only_steps train.ctc_weight train.byte_ctc_weight train.ctc_steps train.ctc_only_steps decode.extra_tokens "
                "decode.min_tokens_per_segment decode.max_tokens_per_segment").split()
 _RANGES = {**dict.fromkeys(_AT_LEAST_1, (1, math.inf, "at least 1")),
            **dict.fromkeys(_AT_LEAST_0, (0, math.inf, "at least 0")),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -24,6 +24,13 @@ def tokenize(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
+def spell(text: str) -> list[int]:
+    """Transcript -> the UTF-8 bytes the byte CTC head spells (`adaptor.ByteCTCHead`): lower case, letters, digits
+    and apostrophes kept, everything else a word break, one space between words."""
+    kept = "".join(c if c.isalnum() or c == "'" else " " for c in text.lower())
+    return list(" ".join(kept.split()).encode("utf-8")) or [ord(" ")]
+
+
 @dataclass
 class Example:
     index: int
@@ -33,6 +40,7 @@ class Example:
     seconds: float
     error: str | None = None
     encoded: bool = False  # features are cached encoder states (D_enc, S), not log-mel frames
+    spelled: list[int] = field(default_factory=list)  # `spell` of the transcript
 
 
 class SpeechDataset(Dataset):
@@ -54,15 +62,15 @@ class SpeechDataset(Dataset):
 
     def __getitem__(self, index: int) -> Example:
         u = self.utterances[index]
-        tokens = tokenize(self.tokenizer, u.text)
+        tokens, spelled = tokenize(self.tokenizer, u.text), spell(u.text)
         if self.cache is not None:
             encoded = self.cache.load(self.cache_keys[index])  # D_enc, S: 20 ms a frame
-            return Example(index, u.id, encoded, tokens, encoded.shape[-1] * 0.02, encoded=True)
+            return Example(index, u.id, encoded, tokens, encoded.shape[-1] * 0.02, encoded=True, spelled=spelled)
         try:
             samples = load_utterance(u)
         except AudioError as error:  # checked before training; a file that went bad since is skipped, not fatal
-            return Example(index, u.id, None, tokens, 0.0, str(error))
-        return Example(index, u.id, self.logmel(samples), tokens, len(samples) / SAMPLE_RATE)
+            return Example(index, u.id, None, tokens, 0.0, str(error), spelled=spelled)
+        return Example(index, u.id, self.logmel(samples), tokens, len(samples) / SAMPLE_RATE, spelled=spelled)
 
 
 @dataclass
@@ -74,6 +82,7 @@ class Batch:
     seconds: float
     skipped: list[str]
     encoded: bool = False  # features: B, D_enc, S cached encoder states with frames = S (see SpeechDataset)
+    spelled: list[list[int]] = field(default_factory=list)  # `spell` of each transcript
 
     def to(self, device: torch.device) -> Batch:
         self.features, self.frames = self.features.to(device), self.frames.to(device)
@@ -98,7 +107,7 @@ def collate(examples: list[Example]) -> Batch | None:
         return Batch(torch.zeros(0, 1, 1), torch.zeros(0, dtype=torch.long), [], [], 0.0, skipped)
     features, frames = pad_features([e.features for e in examples])
     return Batch(features, frames, [e.tokens for e in examples], [e.id for e in examples],
-                 sum(e.seconds for e in examples), skipped, examples[0].encoded)
+                 sum(e.seconds for e in examples), skipped, examples[0].encoded, [e.spelled for e in examples])
 
 
 class BucketBatchSampler(Sampler[list[int]]):

@@ -70,6 +70,31 @@ class CTCHead(nn.Module):
         return logits.float().log_softmax(-1)
 
 
+BYTE_CLASSES = 257  # blank and the 256 byte values
+
+
+class ByteCTCHead(nn.Module):
+    """Auxiliary CTC classifier that spells the transcript in UTF-8 bytes (`batching.spell`) from the adaptor output.
+
+    Each adapted frame gives `slots` byte positions (one per encoder frame, 20 ms): a transcript's characters do not
+    fit in the adaptor's 12.5 frames a second (German speaks ~20 a second), its bytes fit in 50. Class 0 is blank,
+    class b + 1 is byte b. It trains the adaptor only (nothing reads it at inference): spelling teaches the shared
+    frames the sounds of words that the token head, with one class per token, rarely or never heard.
+    """
+
+    def __init__(self, dim: int, slots: int):
+        super().__init__()
+        self.slots = slots
+        self.norm = nn.LayerNorm(dim)
+        self.linear = nn.Linear(dim, slots * BYTE_CLASSES)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        """audio: B, A, H -> log-probabilities B, A*slots, 257 (slot s of frame a at a*slots + s)."""
+        batch, frames, _ = audio.shape
+        logits = self.linear(self.norm(audio)).reshape(batch, frames * self.slots, BYTE_CLASSES)  # B, A*slots, 257
+        return logits.float().log_softmax(-1)
+
+
 def time_mask(x: torch.Tensor, lengths: torch.Tensor, fraction: float, span: int) -> torch.Tensor:
     """SpecAugment's time masking on encoder states: x: B, S, D -> B, S, D with about `fraction` of each item's
     real frames zeroed, in spans of `span` frames at random places."""
@@ -85,7 +110,7 @@ def time_mask(x: torch.Tensor, lengths: torch.Tensor, fraction: float, span: int
 class Adaptor(nn.Module):
     def __init__(self, encoder_dim: int, llm_dim: int, subsample: int = 4, layers: int = 2, heads: int = 8,
                  dropout: float = 0.1, ctc: bool = False, mask_fraction: float = 0.0, mask_span: int = 10,
-                 ffn: int = 0, upsample: int = 1):
+                 ffn: int = 0, upsample: int = 1, byte_ctc: bool = False):
         super().__init__()
         self.mask_fraction, self.mask_span = mask_fraction, mask_span  # time masking of the input, training only
         if llm_dim % heads:
@@ -105,6 +130,8 @@ class Adaptor(nn.Module):
         # embeddings enter the LLM at the scale of text embeddings instead of LayerNorm's unit scale.
         self.output_scale = nn.Parameter(torch.ones(()))
         self.ctc = CTCHead(llm_dim) if ctc else None  # for model.compression or train.ctc_weight > 0
+        # for train.byte_ctc_weight > 0: one byte slot per encoder frame
+        self.byte_ctc = ByteCTCHead(llm_dim, max(1, subsample // upsample)) if byte_ctc else None
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: B, S, D_enc (zero past lengths), lengths: B -> B, S/k*u, D_llm and output lengths: B."""

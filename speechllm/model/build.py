@@ -63,22 +63,23 @@ def prompt_ids(tokenizer: PreTrainedTokenizerBase, template: str, bos_id: int) -
 
 
 def build_speech_llm(config: ModelConfig, device: torch.device | str = "cpu", seed: int = 0, ctc: bool = False,
+                     byte_ctc: bool = False,
                      tokenizer: PreTrainedTokenizerBase | None = None
                      ) -> tuple[SpeechLLM, PreTrainedTokenizerBase, LogMel]:
     """Load the encoder and the LLM (and the tokenizer unless given), build a fresh adaptor (seeded; with a CTC
-    head if `ctc` or CTC compression needs one), all frozen until `set_trainable`."""
+    head if `ctc` or CTC compression needs one, and a byte CTC head if `byte_ctc`), all frozen until `set_trainable`."""
     device = torch.device(device)
     dtype = torch_dtype(config.dtype, device)
     whisper = load_whisper_encoder(config.encoder, dtype)
     llm = load_llm(config.llm, dtype, config.attn_implementation)
     tokenizer = tokenizer or load_tokenizer(config.tokenizer or config.llm)
-    return assemble_speech_llm(whisper, llm, tokenizer, config, device, seed, ctc), tokenizer, \
+    return assemble_speech_llm(whisper, llm, tokenizer, config, device, seed, ctc, byte_ctc), tokenizer, \
         LogMel(whisper.config.num_mel_bins)
 
 
 def assemble_speech_llm(whisper: WhisperEncoder, llm: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
-                        config: ModelConfig, device: torch.device | str = "cpu", seed: int = 0, ctc: bool = False
-                        ) -> SpeechLLM:
+                        config: ModelConfig, device: torch.device | str = "cpu", seed: int = 0, ctc: bool = False,
+                        byte_ctc: bool = False) -> SpeechLLM:
     """The model around an already loaded Whisper encoder and LLM (`build_speech_llm` loads them; a benchmark can
     pass random ones built from config objects): the LLM frozen, a fresh seeded adaptor, the prompt's tokens."""
     device = torch.device(device)
@@ -90,7 +91,7 @@ def assemble_speech_llm(whisper: WhisperEncoder, llm: PreTrainedModel, tokenizer
         adaptor = Adaptor(whisper.config.d_model, llm.config.hidden_size, config.adaptor_subsample,
                           config.adaptor_layers, config.adaptor_heads, config.adaptor_dropout, ctc,
                           config.time_mask, config.time_mask_span, config.adaptor_ffn,
-                          config.adaptor_upsample)
+                          config.adaptor_upsample, byte_ctc)
         embeddings = llm.get_input_embeddings().weight
         rms = float(embeddings.float().pow(2).mean().sqrt())
         adaptor.output_scale.data.fill_(rms)

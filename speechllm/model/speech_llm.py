@@ -155,14 +155,29 @@ class SpeechLLM(nn.Module):
         return nn.functional.ctc_loss(log_probs.transpose(0, 1), targets, audio_lengths, target_lengths,
                                       blank=0, reduction="mean", zero_infinity=True)
 
+    def byte_ctc_loss(self, audio: torch.Tensor, audio_lengths: torch.Tensor, spelled: list[list[int]]
+                      ) -> torch.Tensor:
+        """CTC loss of the byte head (`adaptor.ByteCTCHead`) on adapted frames (B, A, H) against the transcripts'
+        bytes (`batching.spell`). Mean over utterances of the per-byte loss."""
+        head = self.adaptor.byte_ctc
+        log_probs = head(audio)  # B, A*slots, 257
+        targets = torch.tensor([b + 1 for row in spelled for b in row], dtype=torch.long, device=audio.device)
+        target_lengths = torch.tensor([len(row) for row in spelled], device=audio.device)
+        return nn.functional.ctc_loss(log_probs.transpose(0, 1), targets, audio_lengths * head.slots, target_lengths,
+                                      blank=0, reduction="mean", zero_infinity=True)
+
     def forward(self, features: torch.Tensor, frames: torch.Tensor, texts: list[list[int]], encoded: bool = False,
-                ctc: bool = False, llm: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+                ctc: bool = False, llm: bool = True, spelled: list[list[int]] | None = None, byte_weight: float = 0.0
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Mean token cross entropy over predicted positions (0 without `llm`: the LLM is not run), the number of
-        predicted tokens, and the auxiliary CTC loss (None without `ctc`)."""
+        predicted tokens, and the auxiliary CTC loss (None without `ctc`); with a byte CTC head and the transcripts'
+        bytes (`spelled`), that loss adds `byte_weight` x the byte head's."""
         with self.autocast():
             audio, audio_lengths = self.encode_frames(features, frames, encoded)  # B, A, H
             log_probs = self.ctc_log_probs(audio) if ctc else None  # B, A, V+1
             ctc_loss = None if log_probs is None else self.ctc_loss(log_probs, audio_lengths, texts)
+            if ctc_loss is not None and spelled is not None and self.adaptor.byte_ctc is not None and byte_weight:
+                ctc_loss = ctc_loss + byte_weight * self.byte_ctc_loss(audio, audio_lengths, spelled)
             if not llm:
                 n_tokens = torch.tensor(sum(len(t) + 1 for t in texts), device=audio.device)
                 return audio.new_zeros(()).float(), n_tokens, ctc_loss

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from speechllm.config import Config, save_config
 from speechllm.data.batching import Batch
-from speechllm.errors import TrainingError
+from speechllm.errors import ConfigError, TrainingError
 from speechllm.kappa.trainable import apply_selection, choose_trainable, trainable_state_dict
 from speechllm.model.build import build_speech_llm
 from speechllm.model.checkpoint import restore_trained, save_checkpoint
@@ -90,6 +90,9 @@ def setup(config: Config, train_manifest: str | Path, output_dir: str | Path, de
     # With a CTC head some trained tensors get no gradient in some steps (the LLM's in CTC-only steps, the head's
     # without a CTC loss): DDP must be told, or it waits for them.
     ctc_head = config.model.compression != "none" or config.train.ctc_weight > 0
+    if config.train.byte_ctc_weight > 0 and not ctc_head:
+        raise ConfigError("train.byte_ctc_weight trains beside the token CTC loss, and this config has none: set "
+                          "train.ctc_weight > 0 or model.compression (or train.byte_ctc_weight=0)")
     accelerator = Accelerator(mixed_precision="fp16" if config.model.dtype == "float16" else "no",
                               cpu=not torch.cuda.is_available(),  # cpu: `accelerate launch` runs gloo processes
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=ctc_head)])
@@ -102,7 +105,8 @@ def setup(config: Config, train_manifest: str | Path, output_dir: str | Path, de
     dev_data = prepare_utterances(dev_manifest, tokenizer, config, show) if dev_manifest else ([], [])
 
     model, tokenizer, logmel = build_speech_llm(config.model, accelerator.device, seed=config.train.seed,
-                                                ctc=ctc_head, tokenizer=tokenizer)
+                                                ctc=ctc_head, byte_ctc=config.train.byte_ctc_weight > 0,
+                                                tokenizer=tokenizer)
     if saved is None:  # main process first: it fills the kappa cache the others then read
         with accelerator.main_process_first():
             selection = choose_trainable(model.llm, config.selection, config.model.llm, show_progress=show)
@@ -201,7 +205,7 @@ def train_step(run: Run) -> dict[str, float] | None:
         batch = micro[i].to(acc.device)
         with acc.no_sync(run.model) if k < len(live) - 1 else nullcontext():
             loss, n_tokens, ctc = run.model(batch.features, batch.frames, batch.tokens, batch.encoded, use_ctc,
-                                            run_llm)
+                                            run_llm, batch.spelled, train.byte_ctc_weight)
             # Token-weighted over the whole step on all processes (DDP averages over processes): N processes and
             # any accumulation give the gradient of one big batch.
             objective = loss * n_tokens / step_tokens * acc.num_processes
