@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -24,6 +24,16 @@ from speechllm.model.ctc_prefix import CTCPrefixScorer
 from speechllm.model.encoder import AudioEncoder
 
 IGNORE = -100
+
+
+def _ctc_loss(log_probs: torch.Tensor, lengths: torch.Tensor, rows: list[list[int]],
+              to_class: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """CTC loss (blank 0) of log-probabilities B, T, C over `lengths` frames against B rows of labels, which
+    `to_class` maps to class indices. Mean over utterances of the per-label loss."""
+    flat = torch.tensor([x for row in rows for x in row], dtype=torch.long, device=log_probs.device)
+    target_lengths = torch.tensor([len(row) for row in rows], device=log_probs.device)
+    return nn.functional.ctc_loss(log_probs.transpose(0, 1), to_class(flat), lengths, target_lengths,
+                                  blank=0, reduction="mean", zero_infinity=True)
 
 
 class SpeechLLM(nn.Module):
@@ -149,11 +159,8 @@ class SpeechLLM(nn.Module):
         """Auxiliary CTC loss of the adapted frames' log-probabilities (B, A, V+1, `ctc_log_probs`) against the
         texts, whose tokens are all among the head's classes. Mean over utterances of the per-token loss."""
         classes = self.adaptor.ctc.classes
-        flat = torch.tensor([t for text in texts for t in text], dtype=torch.long, device=log_probs.device)
-        targets = torch.searchsorted(classes, flat) + 1  # class index of each token (0 is blank)
-        target_lengths = torch.tensor([len(t) for t in texts], device=log_probs.device)
-        return nn.functional.ctc_loss(log_probs.transpose(0, 1), targets, audio_lengths, target_lengths,
-                                      blank=0, reduction="mean", zero_infinity=True)
+        # class index of each token (0 is blank)
+        return _ctc_loss(log_probs, audio_lengths, texts, lambda tokens: torch.searchsorted(classes, tokens) + 1)
 
     def byte_ctc_loss(self, audio: torch.Tensor, audio_lengths: torch.Tensor, spelled: list[list[int]]
                       ) -> torch.Tensor:
@@ -161,10 +168,7 @@ class SpeechLLM(nn.Module):
         bytes (`batching.spell`). Mean over utterances of the per-byte loss."""
         head = self.adaptor.byte_ctc
         log_probs = head(audio)  # B, A*slots, 257
-        targets = torch.tensor([b + 1 for row in spelled for b in row], dtype=torch.long, device=audio.device)
-        target_lengths = torch.tensor([len(row) for row in spelled], device=audio.device)
-        return nn.functional.ctc_loss(log_probs.transpose(0, 1), targets, audio_lengths * head.slots, target_lengths,
-                                      blank=0, reduction="mean", zero_infinity=True)
+        return _ctc_loss(log_probs, audio_lengths * head.slots, spelled, lambda values: values + 1)  # byte b: b + 1
 
     def forward(self, features: torch.Tensor, frames: torch.Tensor, texts: list[list[int]], encoded: bool = False,
                 ctc: bool = False, llm: bool = True, spelled: list[list[int]] | None = None, byte_weight: float = 0.0
