@@ -57,7 +57,7 @@ def train_run(args: argparse.Namespace, strategy: str, seed: int, run: Path) -> 
     print(f"[{time.strftime('%H:%M:%S')}] {run.name}: " + " ".join(command[2:]), flush=True)
     subprocess.run(command, check=True)
     step, last = checkpoint_step(run)
-    if step < last:  # stopped by a signal: `speechllm train` then saves, says so and exits 0
+    if step < last:  # a checkpoint short of the end (a stop signal, or a run killed before it could save)
         raise SystemExit(f"{run.name} stopped at step {step} of {last}, so it is not scored; run the same command "
                          "again to resume it")
 

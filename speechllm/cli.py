@@ -208,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("httpx", "httpx2", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from speechllm.errors import SpeechLLMError
+    from speechllm.training.state import RunStopped
 
     try:
         return args.func(args)
@@ -217,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
+    except RunStopped as stopped:  # training stopped by SIGINT / SIGTERM after writing its checkpoint
+        print(f"stopped: {stopped}", file=sys.stderr)
+        return stopped.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -60,8 +60,8 @@ def test_comparison_runs_every_strategy_with_matched_budgets(tiny_models, tone_c
 
 
 def test_a_run_stopped_before_its_last_step_is_not_scored(tmp_path, monkeypatch):
-    # `speechllm train` stopped by SIGTERM saves a checkpoint and exits 0; the comparison must not take that run
-    # for finished (it would score a half-trained run and skip it ever after)
+    # a run whose checkpoint is short of train.max_steps (stopped, or killed before its last save; this fake exits
+    # without an error) must not be taken for finished: it would score a half-trained run and skip it ever after
     import argparse
     import importlib.util
 

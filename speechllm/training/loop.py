@@ -32,7 +32,15 @@ from speechllm.training.curves import plot_runs
 from speechllm.training.dev import evaluate_dev
 from speechllm.training.inputs import Inputs, make_inputs, prepare_utterances
 from speechllm.training.optim import make_optimizer, set_learning_rates
-from speechllm.training.state import TrainState, open_run, restore_rng, rng_state, start_from, stop_on_signals
+from speechllm.training.state import (
+    RunStopped,
+    TrainState,
+    open_run,
+    restore_rng,
+    rng_state,
+    start_from,
+    stop_on_signals,
+)
 
 __all__ = ["TrainingError", "train"]
 
@@ -142,7 +150,8 @@ def setup(config: Config, train_manifest: str | Path, output_dir: str | Path, de
 
 
 def fit(run: Run, show_progress: bool) -> None:
-    """Steps until train.max_steps or a stop signal; dev evaluation, logs and checkpoints on their schedules."""
+    """Steps until train.max_steps or a stop signal; dev evaluation, logs and checkpoints on their schedules. A stop
+    signal writes the checkpoint, then raises RunStopped."""
     train, state = run.config.train, run.state
     progress = tqdm(total=train.max_steps, initial=state.step, desc="training", unit="step", dynamic_ncols=True,
                     disable=not (show_progress and run.accelerator.is_main_process))
@@ -168,8 +177,7 @@ def fit(run: Run, show_progress: bool) -> None:
         save(run)
     progress.close()
     if stop["signal"]:
-        logger.warning("%s received: checkpoint written at step %d; continue with --resume", stop["signal"],
-                       state.step)
+        raise RunStopped(stop["signal"], state.step, run.output)
 
 
 def _new_window() -> dict[str, float]:

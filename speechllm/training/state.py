@@ -48,6 +48,17 @@ def restore_rng(saved: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(saved["cuda"])
 
 
+class RunStopped(Exception):
+    """A stop signal ended training early, after the checkpoint was written: the run is resumable, not finished
+    (the CLI exits 128 + the signal's number, as a process killed by it would, so scripts do not take it for done)."""
+
+    def __init__(self, signal_name: str, step: int, output: Path) -> None:
+        super().__init__(f"{signal_name} received: checkpoint written at step {step} in {output}; "
+                         "continue with --resume")
+        self.signal_name, self.step, self.output = signal_name, step, output
+        self.exit_code = 128 + int(signal.Signals[signal_name])
+
+
 @contextmanager
 def stop_on_signals() -> Iterator[dict[str, str | None]]:
     """SIGINT / SIGTERM (Ctrl-C, a scheduler's preemption) set `stop["signal"]` instead of killing the run, so the
