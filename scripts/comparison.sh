@@ -24,8 +24,9 @@ CONFIG=configs/offline-cpu.yaml
 CORPUS=$WORK/corpus10k
 BASE=$RESULTS/ctc-base  # the shared warm-up, committed
 # The warm-up's adaptor is the paper's (attention blocks only), trained before the recipe gained its feed-forward
-# sublayer; the warm-up and every joint run keep it, so all 21 runs share one adaptor.
+# sublayer and its byte CTC head; the warm-up and every joint run keep it, so all 21 runs share one adaptor.
 ADAPTOR=model.adaptor_ffn=0
+BYTES=train.byte_ctc_weight=0
 
 mkdir -p "$WORK"
 [ -f "$CORPUS/test_unseen_voices.jsonl" ] || speechllm synth --out "$CORPUS" --per-language 10000
@@ -37,7 +38,7 @@ if [ ! -f "$BASE/checkpoint/complete.json" ]; then
     [ -d "$WORK/ctc-base/checkpoint" ] && resume="--resume"
     speechllm train --manifest "$CORPUS/train_max5s.jsonl" --dev-manifest "$CORPUS/dev96mix.jsonl" \
         --config "$CONFIG" --output "$WORK/ctc-base" $resume selection.strategy=none train.max_steps=7000 \
-        train.eval_every=1000 "$ADAPTOR"
+        train.eval_every=1000 "$ADAPTOR" "$BYTES"
     python -c "import sys; from speechllm.model.checkpoint import export_checkpoint; export_checkpoint(*sys.argv[1:])" \
         "$WORK/ctc-base" "$BASE"
     cp "$WORK/ctc-base/metrics.jsonl" "$BASE/metrics.jsonl"
@@ -51,4 +52,4 @@ python scripts/compare_strategies.py --train "$CORPUS/train_max5s.jsonl" --dev "
     --results "$RESULTS" --init "$BASE" --strategies $STRATEGIES --seeds $SEEDS --num-params "$NUM_PARAMS" \
     train.ctc_only_steps=0 train.max_steps="$JOINT_STEPS" train.warmup_steps=30 train.lr_adaptor=2e-4 \
     train.lr_llm=1e-4 train.eval_every=100 train.save_every=100 model.dtype=float32 decode.num_beams=1 \
-    "$ADAPTOR"
+    "$ADAPTOR" "$BYTES"
