@@ -55,8 +55,9 @@ def perplexity(llm: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: 
     total, count = 0.0, 0
     was_training = llm.training
     llm.eval()
-    for start in range(0, len(texts), batch_size):
-        rows = [[bos_id, *tokenizer(t, add_special_tokens=False)["input_ids"]] for t in texts[start : start + batch_size]]
+    encoded = sorted(([bos_id, *tokenizer(t, add_special_tokens=False)["input_ids"]] for t in texts), key=len)
+    for start in range(0, len(encoded), batch_size):  # batches of similar length: little padding to compute
+        rows = encoded[start : start + batch_size]
         longest = max(len(r) for r in rows)
         ids = torch.zeros(len(rows), longest, dtype=torch.long, device=device)  # B, L (right padding)
         mask = torch.zeros_like(ids)
