@@ -1,7 +1,8 @@
 """Probe: greedy joint decoding with the byte CTC head's prefix scores beside the token head's and the LLM's.
-python byte_joint.py CKPT MANIFEST OUT.json W_TOK W_BYTE [LIMIT]"""
+python byte_joint.py CKPT MANIFEST OUT.json W_TOK W_BYTE [LIMIT]; decode overrides in $OVERRIDES (space-separated)"""
 import json
 import math
+import os
 import sys
 import time
 
@@ -200,7 +201,7 @@ def main():
     ckpt, manifest, out_path, w, v = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
     limit = int(sys.argv[6]) if len(sys.argv) > 6 else None
     torch.set_grad_enabled(False)
-    model, tok, logmel, cfg = load_trained(ckpt, "cpu", ["model.dtype=float32"])
+    model, tok, logmel, cfg = load_trained(ckpt, "cpu", ["model.dtype=float32", *os.environ.get("OVERRIDES", "").split()])
     events = token_events(tok)
     dec = cfg.decode
     utts = read_manifest(manifest)[:limit]
