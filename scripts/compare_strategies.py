@@ -226,7 +226,8 @@ def main() -> None:
     output, results = Path(args.output), Path(args.results or args.output)
     output.mkdir(parents=True, exist_ok=True)
     results.mkdir(parents=True, exist_ok=True)
-    command = "python scripts/compare_strategies.py " + " ".join(sys.argv[1:])
+    # the report names the command that makes its runs: with --report-only it is the same line without the flag
+    command = "python scripts/compare_strategies.py " + " ".join(a for a in sys.argv[1:] if a != "--report-only")
     order = [(strategy, seed) for seed in args.seeds for strategy in args.strategies]  # every strategy once first
     for strategy, seed in [] if args.report_only else order:
         run, result = output / f"{strategy}-seed{seed}", results / f"{strategy}-seed{seed}.json"

@@ -58,6 +58,14 @@ def test_comparison_runs_every_strategy_with_matched_budgets(tiny_models, tone_c
     assert [line for line in (results / "report.md").read_text().splitlines() if line.startswith("| lowest")
             and "±" in line]
 
+    # --report-only rewrites the report over every finished run that is asked for (runs made by separate
+    # processes, each of which reported only its own), trains nothing, and names the command that makes the runs
+    runs = sorted(out.iterdir())
+    subprocess.run([*command, "--seeds", "0", "1", *budget, "--report-only"], check=True, env=env, timeout=300)
+    report = json.loads((results / "report.json").read_text())
+    assert len(report["runs"]) == 9 and sorted(out.iterdir()) == runs
+    assert "--report-only" not in report["command"] and "--seeds 0 1" in report["command"]
+
 
 def test_a_run_stopped_before_its_last_step_is_not_scored(tmp_path, monkeypatch):
     # a run whose checkpoint is short of train.max_steps (stopped, or killed before its last save; this fake exits
