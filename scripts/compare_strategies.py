@@ -139,6 +139,24 @@ def summarize(results: list[dict]) -> dict:
     return summary
 
 
+def paired(results: list[dict], reference: str = "lowest") -> dict:
+    """Each strategy minus `reference` run by run over the seeds both have (a seed fixes the data order, so a pair
+    differs in the strategy alone): [mean, standard deviation] of the differences per WER and delta-PPL column, in
+    the summary's keys, and the seeds paired. Seed noise shared by a pair cancels in its difference."""
+    base = {r["seed"]: r for r in results if r["strategy"] == reference}
+    columns = {f"{split}:wer_{language}": (lambda r, s=split, lang=language: r["tests"][s]["wer"][lang])
+               for split, test in next(iter(base.values()))["tests"].items() for language in test["wer"]} if base else {}
+    columns.update({f"delta_ppl_{language}": (lambda r, lang=language: r["delta_ppl"][lang])
+                    for language in (next(iter(base.values()))["delta_ppl"] if base else {})})
+    table: dict = {}
+    for strategy in dict.fromkeys(r["strategy"] for r in results if r["strategy"] != reference):
+        runs = [r for r in results if r["strategy"] == strategy and r["seed"] in base]
+        if runs:
+            table[strategy] = {"seeds": [r["seed"] for r in runs]} | {
+                key: spread([value(r) - value(base[r["seed"]]) for r in runs]) for key, value in columns.items()}
+    return table
+
+
 def write_markdown(summary: dict, results: list[dict], path: Path, command: str) -> None:
     first = next(iter(summary.values()))
     wers = [k for k in first if ":wer_" in k]
@@ -154,6 +172,14 @@ def write_markdown(summary: dict, results: list[dict], path: Path, command: str)
         lines.append(f"| {strategy} | {row['llm_params']:,} | " + " | ".join(cells) +
                      f" | {row['train_seconds'][0] / 60:.1f} | {row['peak_memory_gb'][0]:.1f} | "
                      f"{','.join(map(str, row['seeds']))} |")
+    pairs = paired(results)
+    if pairs:
+        lines += ["", "Paired with lowest (each strategy minus lowest at the same seed, mean ± standard deviation of "
+                  "the differences; negative WER = better than lowest, negative delta PPL = perplexity fell more)\n",
+                  "| strategy | " + " | ".join(header[2:-3]) + " | seeds |", "|---" * (len(header) - 3) + "|"]
+        for strategy, row in pairs.items():
+            cells = [cell(*row[k], scale=100, sign="+") for k in wers] + [cell(*row[k], sign="+") for k in ppls]
+            lines.append(f"| {strategy} | " + " | ".join(cells) + f" | {','.join(map(str, row['seeds']))} |")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -200,8 +226,9 @@ def write_reports(output: Path, order: list[tuple[str, int]], command: str) -> N
     if not results:
         return
     summary = summarize(results)
-    (output / "report.json").write_text(json.dumps({"command": command, "date": str(date.today()),
-                                                    "summary": summary, "runs": results}, indent=1), encoding="utf-8")
+    (output / "report.json").write_text(json.dumps({"command": command, "date": str(date.today()), "summary": summary,
+                                                    "paired_with_lowest": paired(results), "runs": results}, indent=1),
+                                        encoding="utf-8")
     write_markdown(summary, results, output / "report.md", command)
     plot(results, output)
 

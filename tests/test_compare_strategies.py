@@ -65,6 +65,14 @@ def test_comparison_runs_every_strategy_with_matched_budgets(tiny_models, tone_c
     report = json.loads((results / "report.json").read_text())
     assert len(report["runs"]) == 9 and sorted(out.iterdir()) == runs
     assert "--report-only" not in report["command"] and "--seeds 0 1" in report["command"]
+    # paired with lowest: each strategy minus lowest at the same seed, over the seeds both have
+    pairs = report["paired_with_lowest"]
+    assert "lowest" not in pairs and pairs["none"]["seeds"] == [0, 1] and pairs["highest"]["seeds"] == [0]
+    run = {(r["strategy"], r["seed"]): r["tests"][split]["wer"]["en"] for r in report["runs"]}
+    differences = [run["none", seed] - run["lowest", seed] for seed in (0, 1)]
+    assert pairs["none"][f"{split}:wer_en"][0] == pytest.approx(sum(differences) / 2)
+    assert pairs["highest"][f"{split}:wer_en"] == [pytest.approx(run["highest", 0] - run["lowest", 0]), None]
+    assert "Paired with lowest" in (results / "report.md").read_text()
 
 
 def test_a_run_stopped_before_its_last_step_is_not_scored(tmp_path, monkeypatch):
