@@ -46,10 +46,16 @@ fi
 
 # the joint phase per strategy and seed, all from the warm-up, one schedule: the adaptor at the rate the recipe's
 # cosine has reached where its joint phase begins (~2e-4), the LLM's tensors (or adapters) at 1e-4
+compare() {
+    python scripts/compare_strategies.py --train "$CORPUS/train_max5s.jsonl" --dev "$CORPUS/dev96mix.jsonl" \
+        --test "$CORPUS/test150.jsonl" "$CORPUS/unseen150.jsonl" --config "$CONFIG" --output "$WORK/runs" \
+        --results "$RESULTS" --init "$BASE" "$@" --num-params "$NUM_PARAMS" \
+        train.ctc_only_steps=0 train.max_steps="$JOINT_STEPS" train.warmup_steps=30 train.lr_adaptor=2e-4 \
+        train.lr_llm=1e-4 train.eval_every=100 train.save_every=100 model.dtype=float32 decode.num_beams=1 \
+        "$ADAPTOR" "$BYTES"
+}
 # shellcheck disable=SC2086
-python scripts/compare_strategies.py --train "$CORPUS/train_max5s.jsonl" --dev "$CORPUS/dev96mix.jsonl" \
-    --test "$CORPUS/test150.jsonl" "$CORPUS/unseen150.jsonl" --config "$CONFIG" --output "$WORK/runs" \
-    --results "$RESULTS" --init "$BASE" --strategies $STRATEGIES --seeds $SEEDS --num-params "$NUM_PARAMS" \
-    train.ctc_only_steps=0 train.max_steps="$JOINT_STEPS" train.warmup_steps=30 train.lr_adaptor=2e-4 \
-    train.lr_llm=1e-4 train.eval_every=100 train.save_every=100 model.dtype=float32 decode.num_beams=1 \
-    "$ADAPTOR" "$BYTES"
+compare --strategies $STRATEGIES --seeds $SEEDS
+# the report over every finished run of the whole comparison, whichever process or session made it (a process
+# given some STRATEGIES or SEEDS reports only its own runs)
+compare --strategies lowest highest random lora kappa-lora none all --seeds 0 1 2 --report-only
