@@ -123,6 +123,14 @@ def cell(mean: float, deviation: float | None, scale: float = 1.0, sign: str = "
     return text if deviation is None else f"{text} ± {scale * deviation:.1f}"
 
 
+def measures(run: dict) -> dict[str, float]:
+    """A run's compared numbers by column: WER per test split and language ("split:wer_lang"), then delta PPL per
+    language ("delta_ppl_lang")."""
+    values = {f"{split}:wer_{language}": wer for split, test in run["tests"].items()
+              for language, wer in test["wer"].items()}
+    return values | {f"delta_ppl_{language}": delta for language, delta in run["delta_ppl"].items()}
+
+
 def summarize(results: list[dict]) -> dict:
     summary: dict = {}
     for strategy in dict.fromkeys(r["strategy"] for r in results):
@@ -130,11 +138,8 @@ def summarize(results: list[dict]) -> dict:
         row: dict = {"seeds": [r["seed"] for r in runs], "llm_params": runs[0]["llm_params"],
                      "train_seconds": spread([r["train_seconds"] for r in runs]),
                      "peak_memory_gb": spread([r["peak_memory_gb"] or 0.0 for r in runs])}
-        for split, first in runs[0]["tests"].items():
-            for language in first["wer"]:
-                row[f"{split}:wer_{language}"] = spread([r["tests"][split]["wer"][language] for r in runs])
-        for language in runs[0]["delta_ppl"]:
-            row[f"delta_ppl_{language}"] = spread([r["delta_ppl"][language] for r in runs])
+        values = [measures(r) for r in runs]
+        row.update({key: spread([v[key] for v in values]) for key in values[0]})
         summary[strategy] = row
     return summary
 
@@ -143,17 +148,14 @@ def paired(results: list[dict], reference: str = "lowest") -> dict:
     """Each strategy minus `reference` run by run over the seeds both have (a seed fixes the data order, so a pair
     differs in the strategy alone): [mean, standard deviation] of the differences per WER and delta-PPL column, in
     the summary's keys, and the seeds paired. Seed noise shared by a pair cancels in its difference."""
-    base = {r["seed"]: r for r in results if r["strategy"] == reference}
-    columns = {f"{split}:wer_{language}": (lambda r, s=split, lang=language: r["tests"][s]["wer"][lang])
-               for split, test in next(iter(base.values()))["tests"].items() for language in test["wer"]} if base else {}
-    columns.update({f"delta_ppl_{language}": (lambda r, lang=language: r["delta_ppl"][lang])
-                    for language in (next(iter(base.values()))["delta_ppl"] if base else {})})
+    base = {r["seed"]: measures(r) for r in results if r["strategy"] == reference}
     table: dict = {}
     for strategy in dict.fromkeys(r["strategy"] for r in results if r["strategy"] != reference):
         runs = [r for r in results if r["strategy"] == strategy and r["seed"] in base]
         if runs:
+            differences = [(measures(r), base[r["seed"]]) for r in runs]
             table[strategy] = {"seeds": [r["seed"] for r in runs]} | {
-                key: spread([value(r) - value(base[r["seed"]]) for r in runs]) for key, value in columns.items()}
+                key: spread([run[key] - ref[key] for run, ref in differences]) for key in differences[0][1]}
     return table
 
 
