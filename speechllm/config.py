@@ -70,6 +70,9 @@ class ModelConfig:
     # CTC head 25 frames a second for dense token rates (German) while attention runs at 12.5; with CTC
     # compression the LLM still reads one vector per token
     adaptor_upsample: int = 1
+    # Adaptor: how many attention-block frames (80 ms each) on either side a frame may attend to; 0 = the whole
+    # utterance (the paper). A local window keeps the adaptor from recognising a training sentence as a whole
+    adaptor_window: int = 0
     # Adaptor: dropout inside the attention blocks
     adaptor_dropout: float = 0.1
     # SpecAugment-style time masking in training: this fraction of each utterance's encoder frames is zeroed, in
@@ -236,7 +239,7 @@ _CHOICES = {
 _AT_LEAST_1 = ("model.adaptor_subsample model.adaptor_upsample model.adaptor_heads selection.num_tensors selection.num_params "
                "selection.lora_rank data.max_text_tokens train.batch_size train.grad_accum train.log_every "
                "train.max_bad_steps decode.num_beams decode.batch_size model.time_mask_span decode.ctc_candidates").split()
-_AT_LEAST_0 = ("model.adaptor_layers model.adaptor_ffn data.num_workers train.max_steps train.lr_adaptor train.lr_llm train.weight_decay "
+_AT_LEAST_0 = ("model.adaptor_layers model.adaptor_ffn model.adaptor_window data.num_workers train.max_steps train.lr_adaptor train.lr_llm train.weight_decay "
                "train.warmup_steps train.grad_clip train.eval_every train.eval_wer_utterances train.save_every "
                "train.adaptor_only_steps train.ctc_weight train.byte_ctc_weight train.ctc_steps train.ctc_only_steps decode.extra_tokens "
                "decode.min_tokens_per_segment decode.max_tokens_per_segment").split()

@@ -150,6 +150,19 @@ def test_adaptor_ffn_key_reaches_the_built_model(tiny_models):
     assert [block.ffn[1].out_features for block in model.adaptor.blocks] == [24] * config.model.adaptor_layers
 
 
+def test_adaptor_window_limits_how_far_a_change_in_the_audio_reaches():
+    x, lengths, paper, local = paper_and_variant(40, window=1)
+    changed = x.clone()
+    changed[:, 36:] += 3.0  # the last block frame (frames 36-39 -> block frame 9)
+    # two blocks reaching one block frame either side: block frames 7-9 move, 0-6 do not
+    moved = (local(changed, lengths)[0] - local(x, lengths)[0]).abs().amax(-1)  # B, 10
+    assert (moved[:, :7] == 0).all() and (moved[:, 7:] > 0).all()
+    # the paper's global attention carries the change to every frame
+    assert (paper(changed, lengths)[0] - paper(x, lengths)[0]).abs().amax(-1).gt(0).all()
+    wide = paper_and_variant(40, window=9)[3]  # a window as long as the utterance: the paper's attention
+    torch.testing.assert_close(wide(x, lengths)[0], paper(x, lengths)[0])
+
+
 def test_adaptor_upsample_starts_as_repeated_frames_and_keeps_padding_exact():
     x, lengths, paper, double = paper_and_variant(21, upsample=2)
     out, out_lengths = double(x, lengths)

@@ -39,10 +39,11 @@ class AttentionBlock(nn.Module):
             self.ffn = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, ffn), nn.GELU(), nn.Linear(ffn, dim),
                                      nn.Dropout(dropout))
 
-    def forward(self, x: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
-        """x: B, S, D; padding: B, S (True where padded) -> B, S, D."""
+    def forward(self, x: torch.Tensor, padding: torch.Tensor, window: torch.Tensor | None = None) -> torch.Tensor:
+        """x: B, S, D; padding: B, S (True where padded); window: S, S (True where a frame may not attend) or
+        None -> B, S, D."""
         h = self.norm(x)
-        h, _ = self.attention(h, h, h, key_padding_mask=padding, need_weights=False)
+        h, _ = self.attention(h, h, h, key_padding_mask=padding, attn_mask=window, need_weights=False)
         x = x + self.dropout(h)
         return x if self.ffn is None else x + self.ffn(x)  # B, S, D
 
@@ -110,8 +111,9 @@ def time_mask(x: torch.Tensor, lengths: torch.Tensor, fraction: float, span: int
 class Adaptor(nn.Module):
     def __init__(self, encoder_dim: int, llm_dim: int, subsample: int = 4, layers: int = 2, heads: int = 8,
                  dropout: float = 0.1, ctc: bool = False, mask_fraction: float = 0.0, mask_span: int = 10,
-                 ffn: int = 0, upsample: int = 1, byte_ctc: bool = False):
+                 ffn: int = 0, upsample: int = 1, byte_ctc: bool = False, window: int = 0):
         super().__init__()
+        self.window = window  # attention reaches this many block frames either side; 0 = the whole utterance
         self.mask_fraction, self.mask_span = mask_fraction, mask_span  # time masking of the input, training only
         if llm_dim % heads:
             raise ConfigError(f"model.adaptor_heads={heads} must divide the LLM hidden size ({llm_dim}); "
@@ -145,8 +147,12 @@ class Adaptor(nn.Module):
         x = x + sinusoidal_positions(x.shape[1], x.shape[2], x.device).to(x.dtype)  # B, S/k, D_llm
         block_lengths = (lengths + k - 1) // k
         padding = torch.arange(x.shape[1], device=x.device)[None, :] >= block_lengths[:, None]  # B, S/k
+        window = None
+        if self.window:
+            steps = torch.arange(x.shape[1], device=x.device)
+            window = (steps[:, None] - steps[None, :]).abs() > self.window  # S/k, S/k: True = out of reach
         for block in self.blocks:
-            x = block(x, padding)
+            x = block(x, padding, window)
         if self.expand is not None:
             x = self.expand(x).reshape(batch, -1, x.shape[2])  # B, S/k*u, D_llm: u frames of each, in order
             padding = padding.repeat_interleave(self.upsample, dim=1)  # B, S/k*u

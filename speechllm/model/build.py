@@ -91,7 +91,7 @@ def assemble_speech_llm(whisper: WhisperEncoder, llm: PreTrainedModel, tokenizer
         adaptor = Adaptor(whisper.config.d_model, llm.config.hidden_size, config.adaptor_subsample,
                           config.adaptor_layers, config.adaptor_heads, config.adaptor_dropout, ctc,
                           config.time_mask, config.time_mask_span, config.adaptor_ffn,
-                          config.adaptor_upsample, byte_ctc)
+                          config.adaptor_upsample, byte_ctc, config.adaptor_window)
         embeddings = llm.get_input_embeddings().weight
         rms = float(embeddings.float().pow(2).mean().sqrt())
         adaptor.output_scale.data.fill_(rms)
