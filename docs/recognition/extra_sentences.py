@@ -62,20 +62,17 @@ def candidates(ns: dict, lang: str, root: Path) -> list[str]:
     return rows
 
 
-def main(fortunes: Path, fortunes_de: Path, train_manifest: Path, out: Path) -> None:
-    ns = candidate_code()
-    roots = {"en": fortunes / "usr/share/games/fortunes", "de": fortunes_de / "usr/share/games/fortunes/de"}
+def speak(texts: dict[str, list[str]], out: Path, tag: str, repeats: int, seed: int) -> list[dict]:
+    """Has each text spoken `repeats` times by consecutive seen voices (the first drawn at random) with the corpus
+    builder's rate, pitch and intonation ranges, into OUT/audio; returns the manifest rows of those <= 5 s."""
     tasks = []
-    for lang, root in roots.items():
-        bundled = set(synth.load_sentences(lang)) | set(heldout_sentences(lang))  # nor the forgetting measure's
-        extra = [s for s in candidates(ns, lang, root) if s not in bundled]
-        print(f"{lang}: {len(extra)} sentences beyond the bundled and held-out ones", flush=True)
+    for lang, sentences in texts.items():
         voices = synth.voices_for(lang)
-        rng = np.random.default_rng([7, len(lang), 2026])
-        first_voice = rng.integers(len(voices), size=len(extra))
-        for j, text in enumerate(extra):
-            for repeat in range(REPEATS):
-                uid = f"{lang}_extra_{j:06d}_{repeat}"
+        rng = np.random.default_rng([seed, len(lang), 2026])
+        first_voice = rng.integers(len(voices), size=len(sentences))
+        for j, text in enumerate(sentences):
+            for repeat in range(repeats):
+                uid = f"{lang}_{tag}_{j:06d}_{repeat}"
                 tasks.append({
                     "id": uid, "text": text, "language": lang,
                     "voice": voices[(first_voice[j] + repeat) % len(voices)],
@@ -91,11 +88,23 @@ def main(fortunes: Path, fortunes_de: Path, train_manifest: Path, out: Path) -> 
         if 0 < n <= MAX_SECONDS * SAMPLE_RATE:
             kept.append({"id": task["id"], "audio": task["audio"], "text": task["text"], "language": task["language"],
                          "duration": round(n / SAMPLE_RATE, 4), "voice": task["voice"]})
+    return kept
+
+
+def main(fortunes: Path, fortunes_de: Path, train_manifest: Path, out: Path) -> None:
+    ns = candidate_code()
+    roots = {"en": fortunes / "usr/share/games/fortunes", "de": fortunes_de / "usr/share/games/fortunes/de"}
+    texts = {}
+    for lang, root in roots.items():
+        bundled = set(synth.load_sentences(lang)) | set(heldout_sentences(lang))  # nor the forgetting measure's
+        texts[lang] = [s for s in candidates(ns, lang, root) if s not in bundled]
+        print(f"{lang}: {len(texts[lang])} sentences beyond the bundled and held-out ones", flush=True)
+    kept = speak(texts, out, "extra", REPEATS, seed=7)
     lines = [json.dumps(row, ensure_ascii=False) + "\n" for row in kept]
     (out / "extra_max5s.jsonl").write_text("".join(lines), encoding="utf-8")
     (out / "train_plus.jsonl").write_text(train_manifest.read_text(encoding="utf-8") + "".join(lines), encoding="utf-8")
     by_lang = {lang: sum(r["language"] == lang for r in kept) for lang in roots}
-    print(f"{len(kept)} of {len(tasks)} utterances of <= {MAX_SECONDS} s kept: {by_lang}", flush=True)
+    print(f"{len(kept)} of {REPEATS * sum(map(len, texts.values()))} utterances of <= {MAX_SECONDS} s kept: {by_lang}", flush=True)
 
 
 def balance(train_manifest: Path, out: Path) -> None:
