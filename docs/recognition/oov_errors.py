@@ -3,6 +3,7 @@
 Reads `speechllm evaluate --predictions` output (normalized reference and hypothesis per utterance) and the training
 manifest; aligns each utterance with jiwer and counts, per language, how many reference words of each kind were
 recognized (hits) or lost (substituted or deleted). Insertions belong to no reference word and are counted apart.
+Known words are also counted by how often the training transcripts hold them (`by_training_count`: words, lost).
 
     python docs/recognition/oov_errors.py predictions.jsonl corpus10k/train_max5s.jsonl [out.json]
 """
@@ -11,19 +12,28 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 import jiwer
 
 from speechllm.evaluation.metrics import normalize_text
 
+BUCKETS = ((1, 2), (3, 9), (10, 99), (100, None))  # training occurrences of a known word
+
+
+def bucket(n: int) -> str:
+    low, high = next((lo, hi) for lo, hi in BUCKETS if n >= lo and (hi is None or n <= hi))
+    return f"{low}+" if high is None else f"{low}-{high}"
+
 
 def main(predictions: Path, train: Path, out: Path | None = None) -> None:
-    vocabulary: dict[str, set[str]] = {}
+    vocabulary: dict[str, Counter] = {}
     for line in train.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
-        vocabulary.setdefault(row["language"], set()).update(normalize_text(row["text"], row["language"]).split())
+        vocabulary.setdefault(row["language"], Counter()).update(normalize_text(row["text"], row["language"]).split())
     counts: dict[str, dict[str, int]] = {}
+    by_count: dict[str, dict[str, list[int]]] = {}  # language -> bucket -> [words, lost]
     for line in predictions.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         ref, hyp = row["normalized_reference"], row["normalized_hypothesis"]
@@ -38,9 +48,14 @@ def main(predictions: Path, train: Path, out: Path | None = None) -> None:
                 c["insertions"] += chunk.hyp_end_idx - chunk.hyp_start_idx
                 continue
             for word in words[chunk.ref_start_idx : chunk.ref_end_idx]:
-                kind = "seen" if word in vocabulary.get(row["language"], set()) else "unseen"
+                seen = vocabulary.get(row["language"], Counter())[word]
+                kind = "seen" if seen else "unseen"
                 c[kind] += 1
                 c[f"{kind}_lost"] += chunk.type != "equal"
+                if seen:
+                    cell = by_count.setdefault(row["language"], {}).setdefault(bucket(seen), [0, 0])
+                    cell[0] += 1
+                    cell[1] += chunk.type != "equal"
     report = {}
     for lang, c in sorted(counts.items()):
         total = c["seen"] + c["unseen"]
@@ -48,7 +63,10 @@ def main(predictions: Path, train: Path, out: Path | None = None) -> None:
                         "lost_rate_seen": round(c["seen_lost"] / max(c["seen"], 1), 4),
                         "lost_rate_unseen": round(c["unseen_lost"] / max(c["unseen"], 1), 4),
                         "wer": round((c["seen_lost"] + c["unseen_lost"] + c["insertions"]) / total, 4),
-                        "wer_points_from_unseen": round(c["unseen_lost"] / total, 4)}
+                        "wer_points_from_unseen": round(c["unseen_lost"] / total, 4),
+                        "by_training_count": {b: {"words": n, "lost_rate": round(lost / n, 4)}
+                                              for b, (n, lost) in sorted(by_count.get(lang, {}).items(),
+                                                                         key=lambda kv: int(kv[0].split("-")[0].rstrip("+")))}}
         print(lang, json.dumps(report[lang]))
     if out:
         out.write_text(json.dumps({"predictions": str(predictions), "train": str(train), "languages": report},
