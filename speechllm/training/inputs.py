@@ -87,4 +87,5 @@ def make_inputs(config: Config, train: tuple[list[Utterance], list[float]],
     if ctc:  # every token of the training transcripts, sorted
         ids = sorted({t for u in train_set for t in tokenize(tokenizer, u.text)})
         ctc_classes = torch.tensor(ids, dtype=torch.long, device=accelerator.device)
+        logger.info("CTC head: %d token classes (every token of the training transcripts) and a blank", len(ids))
     return Inputs(sampler, loader, dev_set, dev_loader, ctc_classes)
