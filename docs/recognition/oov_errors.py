@@ -19,12 +19,11 @@ import jiwer
 
 from speechllm.evaluation.metrics import normalize_text
 
-BUCKETS = ((1, 2), (3, 9), (10, 99), (100, None))  # training occurrences of a known word
+BUCKETS = {"1-2": 1, "3-9": 3, "10-99": 10, "100+": 100}  # training occurrences of a known word: label, least
 
 
 def bucket(n: int) -> str:
-    low, high = next((lo, hi) for lo, hi in BUCKETS if n >= lo and (hi is None or n <= hi))
-    return f"{low}+" if high is None else f"{low}-{high}"
+    return [label for label, least in BUCKETS.items() if n >= least][-1]
 
 
 def main(predictions: Path, train: Path, out: Path | None = None) -> None:
@@ -58,15 +57,14 @@ def main(predictions: Path, train: Path, out: Path | None = None) -> None:
                     cell[1] += chunk.type != "equal"
     report = {}
     for lang, c in sorted(counts.items()):
-        total = c["seen"] + c["unseen"]
+        total, cells = c["seen"] + c["unseen"], by_count.get(lang, {})
         report[lang] = {**c, "words": total, "unseen_share": round(c["unseen"] / total, 4),
                         "lost_rate_seen": round(c["seen_lost"] / max(c["seen"], 1), 4),
                         "lost_rate_unseen": round(c["unseen_lost"] / max(c["unseen"], 1), 4),
                         "wer": round((c["seen_lost"] + c["unseen_lost"] + c["insertions"]) / total, 4),
                         "wer_points_from_unseen": round(c["unseen_lost"] / total, 4),
-                        "by_training_count": {b: {"words": n, "lost_rate": round(lost / n, 4)}
-                                              for b, (n, lost) in sorted(by_count.get(lang, {}).items(),
-                                                                         key=lambda kv: int(kv[0].split("-")[0].rstrip("+")))}}
+                        "by_training_count": {b: {"words": cells[b][0], "lost_rate": round(cells[b][1] / cells[b][0], 4)}
+                                              for b in BUCKETS if b in cells}}
         print(lang, json.dumps(report[lang]))
     if out:
         out.write_text(json.dumps({"predictions": str(predictions), "train": str(train), "languages": report},

@@ -48,13 +48,18 @@ def word_stream(sentences: list[str]) -> tuple[list[str], list[int]]:
     return stream, [len(words) for words in split if words]
 
 
+def as_sentence(words: list[str]) -> str:
+    """Words joined, the first letter capitalized, a full stop at the end."""
+    text = " ".join(words)
+    return text[:1].upper() + text[1:] + "."
+
+
 def sequences(sentences: list[str], count: int, rng: np.random.Generator) -> list[str]:
     """`count` sequences of words drawn independently from the sentences' word stream, lengths drawn from theirs."""
     stream, lengths = word_stream(sentences)
     rows = []
     for n in rng.choice(lengths, size=count):
-        words = [stream[i] for i in rng.integers(len(stream), size=n)]
-        rows.append(" ".join([words[0][:1].upper() + words[0][1:], *words[1:]]) + ".")
+        rows.append(as_sentence([stream[i] for i in rng.integers(len(stream), size=n)]))
     return rows
 
 
@@ -77,8 +82,7 @@ def lexicon_sequence(words: list[str], chars: int, rng: np.random.Generator) -> 
         if sum(map(len, drawn)) + len(drawn) + len(word) > chars:
             break
         drawn.append(word)
-    text = " ".join(drawn)
-    return text[:1].upper() + text[1:] + "."
+    return as_sentence(drawn)
 
 
 def main(train_manifest: Path, out: Path, total: int, lexicons: dict[str, Path] | None = None) -> None:
