@@ -49,6 +49,11 @@ class ModelConfig:
     tokenizer: str | None = None
     # "trim": run the encoder on the real length with masks; "pad30": pad every input to 30 s (the paper's way)
     encoder_mode: str = "trim"
+    # Which encoder states the adaptor reads: 0 = the encoder's output (after its last layer and final LayerNorm: the
+    # paper); k = the states after layer k (a middle layer may keep more of the sound and less of Whisper's own
+    # decoding). The feature cache keeps each layer apart. Layer 4 of Whisper base's 6 trailed the output by 11-19 dev
+    # points (docs/recognition.md section 14; its raw states have one channel ~40x the others)
+    encoder_layer: int = 0
     # Token placed between the audio and the text; None = the tokenizer's BOS token
     bos_token: str | None = None
     # Token that ends every transcript; None = the tokenizer's EOS token
@@ -74,6 +79,10 @@ class ModelConfig:
     # utterance (the paper). A local window keeps the adaptor from recognising a training sentence as a whole; at 6 it
     # changed nothing measurable (docs/recognition.md section 13)
     adaptor_window: int = 0
+    # CTC head: hash buckets for class vectors spelled from each token's letters (adaptor.Spelling), added to the
+    # token embeddings the head scores against, so rare tokens share what common ones taught; 0 = off (plain tied
+    # embeddings). At 16384 level with the plain head to 3,000 steps (docs/recognition.md section 14)
+    ctc_spelling: int = 0
     # Adaptor: dropout inside the attention blocks
     adaptor_dropout: float = 0.1
     # SpecAugment-style time masking in training: this fraction of each utterance's encoder frames is zeroed, in
@@ -81,6 +90,10 @@ class ModelConfig:
     # against memorising voices and sentences in long CTC phases. 0 = off (the paper has none)
     time_mask: float = 0.0
     time_mask_span: int = 10
+    # Tempo augmentation in training: each utterance's encoder states are resampled to between 1 - x and 1 + x times
+    # their length (adaptor.time_stretch), so no recording is heard twice at the same rate. 0 = off (the paper has
+    # none). At 0.15 level with none to 3,000 steps (docs/recognition.md section 14)
+    time_stretch: float = 0.0
     # Dtype of the frozen weights and of the matrix products (autocast): "auto" (bfloat16 on a GPU and on CPUs with
     # avx512_bf16 or AMX, float32 on other CPUs, where bfloat16 is emulated and ~5x slower), "float32", "bfloat16",
     # "float16". The trained tensors (adaptor, selected LLM tensors, LoRA) always keep float32 master values,
@@ -240,7 +253,7 @@ _CHOICES = {
 _AT_LEAST_1 = ("model.adaptor_subsample model.adaptor_upsample model.adaptor_heads selection.num_tensors selection.num_params "
                "selection.lora_rank data.max_text_tokens train.batch_size train.grad_accum train.log_every "
                "train.max_bad_steps decode.num_beams decode.batch_size model.time_mask_span decode.ctc_candidates").split()
-_AT_LEAST_0 = ("model.adaptor_layers model.adaptor_ffn model.adaptor_window data.num_workers train.max_steps train.lr_adaptor train.lr_llm train.weight_decay "
+_AT_LEAST_0 = ("model.encoder_layer model.adaptor_layers model.adaptor_ffn model.adaptor_window model.ctc_spelling data.num_workers train.max_steps train.lr_adaptor train.lr_llm train.weight_decay "
                "train.warmup_steps train.grad_clip train.eval_every train.eval_wer_utterances train.save_every "
                "train.adaptor_only_steps train.ctc_weight train.byte_ctc_weight train.ctc_steps train.ctc_only_steps decode.extra_tokens "
                "decode.min_tokens_per_segment decode.max_tokens_per_segment").split()
@@ -248,7 +261,7 @@ _RANGES = {**dict.fromkeys(_AT_LEAST_1, (1, math.inf, "at least 1")),
            **dict.fromkeys(_AT_LEAST_0, (0, math.inf, "at least 0")),
            **dict.fromkeys(("selection.lora_alpha", "decode.tokens_per_second"), (1e-12, math.inf, "above 0")),
            "model.adaptor_dropout": (0, 0.999, "at least 0 and below 1"),
-           "model.time_mask": (0, 0.9, "at least 0 and at most 0.9"), "train.min_lr_ratio": (0, 1, "in [0, 1]"),
+           "model.time_mask": (0, 0.9, "at least 0 and at most 0.9"), "model.time_stretch": (0, 0.5, "in [0, 0.5]"), "train.min_lr_ratio": (0, 1, "in [0, 1]"),
            "decode.ctc_weight": (0, 1, "in [0, 1]")}
 
 

@@ -6,11 +6,11 @@ from speechllm.model.adaptor import Adaptor
 from speechllm.model.encoder import AudioEncoder, frames_to_encoder_length
 
 
-def make_encoder(mode: str = "trim") -> AudioEncoder:
+def make_encoder(mode: str = "trim", layer: int = 0) -> AudioEncoder:
     torch.manual_seed(0)
     config = WhisperConfig(num_mel_bins=80, d_model=32, encoder_layers=2, encoder_attention_heads=2,
                            encoder_ffn_dim=64, max_source_positions=1500)
-    return AudioEncoder(WhisperEncoder(config), mode)
+    return AudioEncoder(WhisperEncoder(config), mode, layer)
 
 
 def test_trim_batch_equals_each_item_alone():
@@ -31,6 +31,32 @@ def test_trim_on_a_full_window_equals_transformers_forward():
     out, lengths = encoder(features, torch.tensor([3000]))
     reference = encoder.whisper(input_features=features).last_hidden_state
     torch.testing.assert_close(out, reference, atol=1e-5, rtol=1e-4)
+
+
+def test_a_middle_layer_gives_the_states_the_next_layer_reads_in_both_modes(tmp_path):
+    import pytest
+
+    from speechllm.errors import ConfigError
+    from speechllm.model.feature_cache import FeatureCache
+
+    features, frames = torch.randn(2, 80, 3000), torch.tensor([3000, 1200])
+    for mode in ("trim", "pad30"):
+        full, middle = make_encoder(mode), make_encoder(mode, layer=1)
+        seen: list[torch.Tensor] = []
+        hook = full.whisper.layers[1].register_forward_pre_hook(lambda module, args, seen=seen: seen.append(args[0]))
+        out, lengths = full(features, frames)
+        hook.remove()
+        states, middle_lengths = middle(features, frames)
+        assert torch.equal(lengths, middle_lengths)
+        for b, n in enumerate(lengths.tolist()):  # what layer 2 read, on each item's real frames
+            torch.testing.assert_close(states[b, :n], seen[0][b, :n], atol=1e-5, rtol=1e-4)
+        assert not torch.allclose(states[0], out[0], atol=1e-2)
+    last = make_encoder(layer=2)  # the last layer is the output: after the final LayerNorm, cached as the output
+    torch.testing.assert_close(last(features, frames)[0], make_encoder()(features, frames)[0])
+    assert FeatureCache(tmp_path, last).folder == FeatureCache(tmp_path, make_encoder()).folder
+    assert FeatureCache(tmp_path, make_encoder(layer=1)).folder != FeatureCache(tmp_path, make_encoder()).folder
+    with pytest.raises(ConfigError, match="encoder_layer=3"):
+        make_encoder(layer=3)
 
 
 def test_pad30_pads_with_whispers_silence_and_keeps_real_frames():

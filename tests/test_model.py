@@ -117,6 +117,31 @@ def test_time_mask_zeroes_spans_of_real_frames_in_training_only():
     assert not torch.allclose(first, third)
 
 
+def test_time_stretch_resamples_each_item_within_its_range_in_training_only():
+    from speechllm.model.adaptor import Adaptor, time_stretch
+
+    torch.manual_seed(0)
+    lengths = torch.tensor([400, 200])
+    x = torch.linspace(0, 1, 400)[None, :, None].repeat(2, 1, 8)  # a ramp along time
+    x[1, 200:] = 0.0
+    for _ in range(20):
+        out, new = time_stretch(x, lengths, 0.2)
+        assert all(0.8 * n - 1 <= m <= 1.2 * n + 1 for n, m in zip(lengths.tolist(), new.tolist()))
+        assert out.shape[1] == int(new.max())
+        for b in range(2):  # the same ramp from start to end, sampled at the new rate; zero past the new length
+            m, end = int(new[b]), float(x[b, lengths[b] - 1, 0])
+            torch.testing.assert_close(out[b, :m, 0], torch.linspace(0, end, m), atol=1e-5, rtol=1e-5)
+            assert torch.all(out[b, m:] == 0)
+
+    adaptor = Adaptor(8, 16, heads=2, dropout=0.0, stretch=0.2)
+    adaptor.eval()  # no stretching outside training
+    _, eval_lengths = adaptor(x, lengths)
+    assert eval_lengths.tolist() == [100, 50]
+    adaptor.train()
+    seen = {tuple(adaptor(x, lengths)[1].tolist()) for _ in range(10)}
+    assert len(seen) > 1 and all(80 <= a <= 120 and 40 <= b <= 60 for a, b in seen)
+
+
 def paper_and_variant(length: int, **variant):
     """Encoder states (2 items, the second `length` frames long), the paper's adaptor and a variant sharing its
     projection and attention weights."""

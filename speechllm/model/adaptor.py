@@ -8,6 +8,7 @@ would get alone.
 from __future__ import annotations
 
 import math
+import zlib
 
 import torch
 from torch import nn
@@ -54,21 +55,71 @@ class CTCHead(nn.Module):
     Class 0 is a learned blank; class i > 0 is the token vocab[i-1], scored by the dot product of the adapted
     frame with that token's embedding, times a learned scale. Training it pulls audio frames towards the
     embeddings of the tokens spoken in them: the space the LLM already reads.
+
+    With `spelling` > 0 hash buckets, each class's vector is its token embedding plus a trained vector composed from
+    the token's spelling (`Spelling`): tokens that share letters share parameters, so a token heard rarely or never
+    still gets a class vector shaped by the words that were heard (acoustically grounded word embeddings, Settle et
+    al. 2019). The LLM still reads the plain token embeddings (`compression`).
     """
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, spelling: int = 0):
         super().__init__()
         self.blank = nn.Parameter(torch.zeros(dim))
         self.log_scale = nn.Parameter(torch.zeros(()))
+        self.spelling = Spelling(spelling, dim) if spelling else None
         # Token ids of the non-blank classes, sorted (every token of the training transcripts); set by training,
         # saved with the checkpoint.
         self.register_buffer("classes", torch.zeros(0, dtype=torch.long))
 
+    def set_classes(self, classes: torch.Tensor, texts: list[str]) -> None:
+        """classes: V token ids, sorted; texts: their V strings (the tokenizer's decoding, a leading space kept)."""
+        if len(texts) != len(classes):
+            raise ValueError(f"{len(classes)} classes but {len(texts)} texts")
+        self.classes = classes
+        if self.spelling is not None:
+            self.spelling.spell(texts, classes.device)
+
     def forward(self, audio: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
         """audio: B, A, H; embeddings: V, H (the classes' token embeddings) -> log-probabilities B, A, V+1."""
+        if self.spelling is not None:
+            embeddings = embeddings + self.spelling().to(embeddings.dtype)  # V, H
         classes = torch.cat([self.blank[None].to(embeddings.dtype), embeddings])  # V+1, H
         logits = audio @ classes.T.to(audio.dtype) * self.log_scale.exp()  # B, A, V+1
         return logits.float().log_softmax(-1)
+
+
+class Spelling(nn.Module):
+    """A vector for every CTC class made of its token's letters: the mean of the embeddings of its character 1-, 2-
+    and 3-grams (lower-cased, "<" marking a token that starts a word), hashed into `buckets` rows (fastText's
+    subword vectors), projected to the adaptor width. The projection starts at zero, so a new head scores exactly
+    as one without spelling until training moves it."""
+
+    def __init__(self, buckets: int, dim: int, width: int = 128):
+        super().__init__()
+        self.buckets = buckets
+        self.table = nn.EmbeddingBag(buckets + 1, width, mode="mean", padding_idx=0)  # row 0: padding
+        self.projection = nn.Linear(width, dim)
+        nn.init.zeros_(self.projection.weight)
+        nn.init.zeros_(self.projection.bias)
+        # the hashed n-grams of each class, padded with 0: V, G; set by `spell`, saved with the checkpoint
+        self.register_buffer("ngrams", torch.zeros(0, 1, dtype=torch.long))
+
+    def spell(self, texts: list[str], device: torch.device | None = None) -> None:
+        rows = [spelling_ngrams(text, self.buckets) for text in texts]
+        width = max((len(r) for r in rows), default=1)
+        self.ngrams = torch.tensor([r + [0] * (width - len(r)) for r in rows], dtype=torch.long, device=device)
+
+    def forward(self) -> torch.Tensor:
+        """-> V, dim: one vector per class."""
+        return self.projection(self.table(self.ngrams))  # V, width -> V, dim
+
+
+def spelling_ngrams(text: str, buckets: int) -> list[int]:
+    """A token's character 1- to 3-grams, hashed into 1..buckets (stable across processes: CRC-32)."""
+    word = text.lower()
+    word = "<" + word.lstrip() if word[:1].isspace() else word
+    grams = [word[i : i + n] for n in (1, 2, 3) for i in range(len(word) - n + 1)] or [word]
+    return [zlib.crc32(gram.encode("utf-8")) % buckets + 1 for gram in grams]
 
 
 BYTE_CLASSES = 257  # blank and the 256 byte values
@@ -108,13 +159,30 @@ def time_mask(x: torch.Tensor, lengths: torch.Tensor, fraction: float, span: int
     return x.masked_fill(hit.any(1)[..., None], 0.0)
 
 
+def time_stretch(x: torch.Tensor, lengths: torch.Tensor, amount: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tempo augmentation on encoder states: each item's real frames resampled (linear interpolation) to its length
+    times a factor drawn uniformly from [1 - amount, 1 + amount], as if spoken that much slower or faster.
+    x: B, S, D (zero past lengths), lengths: B -> B, S', D (zero past the new lengths), new lengths: B."""
+    factors = 1.0 + (torch.rand(x.shape[0]) * 2.0 - 1.0) * amount  # B
+    new_lengths = [max(1, round(n * float(f))) for n, f in zip(lengths.tolist(), factors)]
+    out = x.new_zeros(x.shape[0], max(new_lengths), x.shape[2])  # B, S', D
+    for b, (n, m) in enumerate(zip(lengths.tolist(), new_lengths)):
+        if n == 0:
+            continue
+        item = x[b, :n].T[None]  # 1, D, n
+        out[b, :m] = nn.functional.interpolate(item, size=m, mode="linear", align_corners=True)[0].T  # m, D
+    return out, torch.tensor(new_lengths, device=lengths.device)
+
+
 class Adaptor(nn.Module):
     def __init__(self, encoder_dim: int, llm_dim: int, subsample: int = 4, layers: int = 2, heads: int = 8,
                  dropout: float = 0.1, ctc: bool = False, mask_fraction: float = 0.0, mask_span: int = 10,
-                 ffn: int = 0, upsample: int = 1, byte_ctc: bool = False, window: int = 0):
+                 ffn: int = 0, upsample: int = 1, byte_ctc: bool = False, window: int = 0, spelling: int = 0,
+                 stretch: float = 0.0):
         super().__init__()
         self.window = window  # attention reaches this many block frames either side; 0 = the whole utterance
         self.mask_fraction, self.mask_span = mask_fraction, mask_span  # time masking of the input, training only
+        self.stretch = stretch  # tempo augmentation of the input, training only
         if llm_dim % heads:
             raise ConfigError(f"model.adaptor_heads={heads} must divide the LLM hidden size ({llm_dim}); "
                              "set model.adaptor_heads to a divisor")
@@ -131,12 +199,14 @@ class Adaptor(nn.Module):
         # Learned output gain. `build_speech_llm` starts it at the RMS of the LLM's token embeddings, so audio
         # embeddings enter the LLM at the scale of text embeddings instead of LayerNorm's unit scale.
         self.output_scale = nn.Parameter(torch.ones(()))
-        self.ctc = CTCHead(llm_dim) if ctc else None  # for model.compression or train.ctc_weight > 0
+        self.ctc = CTCHead(llm_dim, spelling) if ctc else None  # for model.compression or train.ctc_weight > 0
         # for train.byte_ctc_weight > 0: one byte slot per encoder frame
         self.byte_ctc = ByteCTCHead(llm_dim, max(1, subsample // upsample)) if byte_ctc else None
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: B, S, D_enc (zero past lengths), lengths: B -> B, S/k*u, D_llm and output lengths: B."""
+        if self.training and self.stretch > 0:
+            x, lengths = time_stretch(x, lengths, self.stretch)  # B, S', D_enc
         if self.training and self.mask_fraction > 0:
             x = time_mask(x, lengths, self.mask_fraction, self.mask_span)  # B, S, D_enc
         batch, frames, dim = x.shape

@@ -91,7 +91,8 @@ def assemble_speech_llm(whisper: WhisperEncoder, llm: PreTrainedModel, tokenizer
         adaptor = Adaptor(whisper.config.d_model, llm.config.hidden_size, config.adaptor_subsample,
                           config.adaptor_layers, config.adaptor_heads, config.adaptor_dropout, ctc,
                           config.time_mask, config.time_mask_span, config.adaptor_ffn,
-                          config.adaptor_upsample, byte_ctc, config.adaptor_window)
+                          config.adaptor_upsample, byte_ctc, config.adaptor_window, config.ctc_spelling,
+                          config.time_stretch)
         embeddings = llm.get_input_embeddings().weight
         rms = float(embeddings.float().pow(2).mean().sqrt())
         adaptor.output_scale.data.fill_(rms)
@@ -99,8 +100,10 @@ def assemble_speech_llm(whisper: WhisperEncoder, llm: PreTrainedModel, tokenizer
             adaptor.ctc.log_scale.data.fill_(math.log(10.0 / (rms**2 * embeddings.shape[1])))
     bos, eos, pad = special_token_ids(tokenizer, config)
     before, after = prompt_ids(tokenizer, config.prompt, bos)
-    model = SpeechLLM(AudioEncoder(whisper, config.encoder_mode), adaptor, llm, bos, eos, pad, before, after,
+    encoder = AudioEncoder(whisper, config.encoder_mode, config.encoder_layer)
+    model = SpeechLLM(encoder, adaptor, llm, bos, eos, pad, before, after,
                       compute_dtype=dtype, compression_mode=config.compression).to(device)
-    logger.info("encoder %s (%d mel bins, mode %s), LLM %s, dtype %s", config.encoder, whisper.config.num_mel_bins,
-                config.encoder_mode, config.llm, dtype)
+    logger.info("encoder %s (%d mel bins, mode %s, %s), LLM %s, dtype %s", config.encoder,
+                whisper.config.num_mel_bins, config.encoder_mode,
+                f"states after layer {encoder.layer}" if encoder.layer else "output", config.llm, dtype)
     return model

@@ -26,12 +26,17 @@ def encoder_output_length(frames: torch.Tensor) -> torch.Tensor:
 class AudioEncoder(nn.Module):
     """A frozen Whisper encoder with masks. Never trained: parameters frozen, eval mode, no autograd."""
 
-    def __init__(self, whisper_encoder: WhisperEncoder, mode: str = "trim"):
+    def __init__(self, whisper_encoder: WhisperEncoder, mode: str = "trim", layer: int = 0):
         super().__init__()
         if mode not in ("trim", "pad30"):
             raise ConfigError(f"model.encoder_mode must be 'trim' or 'pad30', got {mode!r}")
+        depth = len(whisper_encoder.layers)
+        if not 0 <= layer <= depth:
+            raise ConfigError(f"model.encoder_layer={layer} is not a layer of this encoder (it has {depth}); use 0 "
+                              f"(the output) or 1..{depth}")
         self.whisper = whisper_encoder
         self.mode = mode
+        self.layer = layer if layer < depth else 0  # 0: the output, after the last layer and the final LayerNorm
         self.whisper.requires_grad_(False)
         self.whisper.eval()
 
@@ -53,9 +58,9 @@ class AudioEncoder(nn.Module):
         keep = torch.arange(length, device=x.device)[None, :] < encoder_output_length(frames)[:, None]  # W, S
         mask = torch.zeros(keep.shape, dtype=x.dtype, device=x.device)
         mask = mask.masked_fill(~keep, torch.finfo(x.dtype).min)[:, None, None, :]  # W, 1, 1, S (additive)
-        for layer in w.layers:
+        for layer in w.layers[: self.layer or len(w.layers)]:
             x = layer(x, mask)
-        return w.layer_norm(x)
+        return x if self.layer else w.layer_norm(x)
 
     def _encode_pad30(self, mel: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """mel: W, M, T (T <= 3000), frames: W -> W, 1500, D."""
@@ -64,6 +69,8 @@ class AudioEncoder(nn.Module):
         real = steps[None, :] < frames[:, None]  # W, 3000
         silence = silence_value(torch.where(real[:, None, :], padded, padded.new_tensor(-1e4)))  # W
         padded = torch.where(real[:, None, :], padded, silence[:, None, None])
+        if self.layer:
+            return self.whisper(input_features=padded, output_hidden_states=True).hidden_states[self.layer]
         return self.whisper(input_features=padded).last_hidden_state
 
     @torch.no_grad()

@@ -55,7 +55,8 @@ class FeatureCache:
     def __init__(self, root: str | Path, encoder: AudioEncoder):
         parameters = {n: p.detach() for n, p in encoder.whisper.named_parameters()}
         dtype = str(next(iter(parameters.values())).dtype).removeprefix("torch.")
-        self.folder = Path(root) / f"{model_fingerprint(parameters)[:20]}-{encoder.mode}-{dtype}"
+        layer = f"-layer{encoder.layer}" if encoder.layer else ""
+        self.folder = Path(root) / f"{model_fingerprint(parameters)[:20]}-{encoder.mode}{layer}-{dtype}"
         self.encoder = encoder
 
     def path(self, key: str) -> Path:

@@ -131,7 +131,8 @@ def setup(config: Config, train_manifest: str | Path, output_dir: str | Path, de
         (output / "selection.json").write_text(json.dumps(selection, indent=1), encoding="utf-8")
     inputs = make_inputs(config, train_data, dev_data, tokenizer, logmel, model.encoder, accelerator, show, ctc_head)
     if saved is None and init is None and ctc_head:  # a resumed or initialised run keeps its checkpoint's classes
-        model.adaptor.ctc.classes = inputs.ctc_classes
+        texts = [tokenizer.decode([t]) for t in inputs.ctc_classes.tolist()]  # for spelled class vectors
+        model.adaptor.ctc.set_classes(inputs.ctc_classes, texts)
 
     optimizer, groups = make_optimizer(model, config.train)
     model, optimizer = accelerator.prepare(model, optimizer)
