@@ -4,9 +4,13 @@ The head: LayerNorm + Linear on the adaptor output, each adaptor frame (80 ms) g
 loss = CTC over lowercase letters, umlauts, apostrophe and space; weight CHAR_W (env) added to the token CTC loss
 while training. Dev CTC WER (the token head) is the measure. Usage: python charctc.py <speechllm train args>
 """
-import os, sys
+import os
+import sys
+
 import torch
 from torch import nn
+
+from speechllm.cli import main
 from speechllm.model import adaptor as A
 from speechllm.model import speech_llm as S
 from speechllm.model.sources import load_tokenizer
@@ -48,5 +52,4 @@ def ctc_loss(self, log_probs, audio_lengths, texts):
     return loss + WEIGHT * char
 S.SpeechLLM.ctc_loss = ctc_loss
 
-from speechllm.cli import main
 sys.exit(main(["train"] + sys.argv[1:]))
