@@ -52,7 +52,7 @@ class ModelConfig:
     # Which encoder states the adaptor reads: 0 = the encoder's output (after its last layer and final LayerNorm: the
     # paper); k = the states after layer k (a middle layer may keep more of the sound and less of Whisper's own
     # decoding). The feature cache keeps each layer apart. Layer 4 of Whisper base's 6 trailed the output by 11-19 dev
-    # points (docs/recognition.md section 14; its raw states have one channel ~40x the others)
+    # points (docs/recognition.md section 14; its raw states have one channel ~40x the others' spread)
     encoder_layer: int = 0
     # Token placed between the audio and the text; None = the tokenizer's BOS token
     bos_token: str | None = None
