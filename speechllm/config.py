@@ -94,6 +94,10 @@ class ModelConfig:
     # their length (adaptor.time_stretch), so no recording is heard twice at the same rate. 0 = off (the paper has
     # none). At 0.15 level with none to 3,000 steps (docs/recognition.md section 14)
     time_stretch: float = 0.0
+    # SpecAugment-style channel masking in training: this fraction of each utterance's encoder-state channels is
+    # zeroed over the whole utterance (adaptor.channel_mask), so no recording is heard twice with the same features.
+    # 0 = off (the paper has none)
+    channel_mask: float = 0.0
     # Dtype of the frozen weights and of the matrix products (autocast): "auto" (bfloat16 on a GPU and on CPUs with
     # avx512_bf16 or AMX, float32 on other CPUs, where bfloat16 is emulated and ~5x slower), "float32", "bfloat16",
     # "float16". The trained tensors (adaptor, selected LLM tensors, LoRA) always keep float32 master values,
@@ -261,7 +265,7 @@ _RANGES = {**dict.fromkeys(_AT_LEAST_1, (1, math.inf, "at least 1")),
            **dict.fromkeys(_AT_LEAST_0, (0, math.inf, "at least 0")),
            **dict.fromkeys(("selection.lora_alpha", "decode.tokens_per_second"), (1e-12, math.inf, "above 0")),
            "model.adaptor_dropout": (0, 0.999, "at least 0 and below 1"),
-           "model.time_mask": (0, 0.9, "at least 0 and at most 0.9"), "model.time_stretch": (0, 0.5, "in [0, 0.5]"), "train.min_lr_ratio": (0, 1, "in [0, 1]"),
+           "model.time_mask": (0, 0.9, "at least 0 and at most 0.9"), "model.time_stretch": (0, 0.5, "in [0, 0.5]"), "model.channel_mask": (0, 0.9, "at least 0 and at most 0.9"), "train.min_lr_ratio": (0, 1, "in [0, 1]"),
            "decode.ctc_weight": (0, 1, "in [0, 1]")}
 
 

@@ -142,6 +142,26 @@ def test_time_stretch_resamples_each_item_within_its_range_in_training_only():
     assert len(seen) > 1 and all(80 <= a <= 120 and 40 <= b <= 60 for a, b in seen)
 
 
+def test_channel_mask_zeroes_whole_channels_per_item_in_training_only():
+    from speechllm.model.adaptor import Adaptor, channel_mask
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 50, 400)
+    masked = channel_mask(x, 0.25)
+    zeroed = (masked == 0).all(1)  # B, D: channels zero over every frame
+    assert torch.equal(masked[~zeroed[:, None, :].expand_as(x)], x[~zeroed[:, None, :].expand_as(x)])
+    assert all(0.15 < f < 0.35 for f in zeroed.float().mean(1).tolist())  # ~a quarter of each item's channels
+    assert not torch.equal(zeroed[0], zeroed[1])  # a different draw per item
+
+    lengths = torch.tensor([50, 30, 50, 10])
+    adaptor = Adaptor(400, 16, heads=2, dropout=0.0, channel_fraction=0.5)
+    adaptor.eval()  # no masking outside training
+    first, _ = adaptor(x, lengths)
+    assert torch.equal(first, adaptor(x, lengths)[0])
+    adaptor.train()
+    assert not torch.allclose(first, adaptor(x, lengths)[0])
+
+
 def paper_and_variant(length: int, **variant):
     """Encoder states (2 items, the second `length` frames long), the paper's adaptor and a variant sharing its
     projection and attention weights."""

@@ -159,6 +159,13 @@ def time_mask(x: torch.Tensor, lengths: torch.Tensor, fraction: float, span: int
     return x.masked_fill(hit.any(1)[..., None], 0.0)
 
 
+def channel_mask(x: torch.Tensor, fraction: float) -> torch.Tensor:
+    """SpecAugment's frequency masking, on encoder states (whose channels have no order): x: B, S, D -> B, S, D with
+    about `fraction` of each item's D channels zeroed over all its frames, a different draw per item."""
+    keep = torch.rand(x.shape[0], 1, x.shape[2], device=x.device) >= fraction  # B, 1, D
+    return x * keep.to(x.dtype)
+
+
 def time_stretch(x: torch.Tensor, lengths: torch.Tensor, amount: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Tempo augmentation on encoder states: each item's real frames resampled (linear interpolation) to its length
     times a factor drawn uniformly from [1 - amount, 1 + amount], as if spoken that much slower or faster.
@@ -178,11 +185,12 @@ class Adaptor(nn.Module):
     def __init__(self, encoder_dim: int, llm_dim: int, subsample: int = 4, layers: int = 2, heads: int = 8,
                  dropout: float = 0.1, ctc: bool = False, mask_fraction: float = 0.0, mask_span: int = 10,
                  ffn: int = 0, upsample: int = 1, byte_ctc: bool = False, window: int = 0, spelling: int = 0,
-                 stretch: float = 0.0):
+                 stretch: float = 0.0, channel_fraction: float = 0.0):
         super().__init__()
         self.window = window  # attention reaches this many block frames either side; 0 = the whole utterance
         self.mask_fraction, self.mask_span = mask_fraction, mask_span  # time masking of the input, training only
         self.stretch = stretch  # tempo augmentation of the input, training only
+        self.channel_fraction = channel_fraction  # channel masking of the input, training only
         if llm_dim % heads:
             raise ConfigError(f"model.adaptor_heads={heads} must divide the LLM hidden size ({llm_dim}); "
                              "set model.adaptor_heads to a divisor")
@@ -209,6 +217,8 @@ class Adaptor(nn.Module):
             x, lengths = time_stretch(x, lengths, self.stretch)  # B, S', D_enc
         if self.training and self.mask_fraction > 0:
             x = time_mask(x, lengths, self.mask_fraction, self.mask_span)  # B, S, D_enc
+        if self.training and self.channel_fraction > 0:
+            x = channel_mask(x, self.channel_fraction)  # B, S, D_enc
         batch, frames, dim = x.shape
         k = self.subsample
         x = nn.functional.pad(x, (0, 0, 0, (-frames) % k))  # B, ceil(S/k)*k, D_enc

@@ -92,7 +92,7 @@ def assemble_speech_llm(whisper: WhisperEncoder, llm: PreTrainedModel, tokenizer
                           config.adaptor_layers, config.adaptor_heads, config.adaptor_dropout, ctc,
                           config.time_mask, config.time_mask_span, config.adaptor_ffn,
                           config.adaptor_upsample, byte_ctc, config.adaptor_window, config.ctc_spelling,
-                          config.time_stretch)
+                          config.time_stretch, config.channel_mask)
         embeddings = llm.get_input_embeddings().weight
         rms = float(embeddings.float().pow(2).mean().sqrt())
         adaptor.output_scale.data.fill_(rms)
