@@ -86,6 +86,28 @@ def test_dev_evaluation_transcribe_and_evaluate_agree_on_one_checkpoint(tiny_mod
     assert transcribed == during_training
 
 
+def test_dev_evaluation_scores_the_ctc_head_in_eval_mode(tiny_models, tone_corpus, tmp_path, monkeypatch):
+    # Training-time noise (dropout, time and channel masking) must be off when the dev set is scored, or dev_ctc_wer
+    # measures a noised model: it once ran in training mode after the reliance losses, 9 points above the
+    # checkpoint's own CTC WER on a real run.
+    from speechllm.model.speech_llm import SpeechLLM
+
+    modes = []
+    plain = SpeechLLM.ctc_greedy
+
+    def spy(self, *args, **kwargs):
+        modes.append(self.training)
+        return plain(self, *args, **kwargs)
+
+    monkeypatch.setattr(SpeechLLM, "ctc_greedy", spy)
+    monkeypatch.setenv("SPEECHLLM_CACHE", str(tmp_path / "cache"))
+    assert main(["train", "--manifest", str(tone_corpus), "--dev-manifest", str(tone_corpus), "--config",
+                 "configs/tiny.yaml", "--output", str(tmp_path / "run"), "--quiet", *tiny_overrides(*tiny_models),
+                 "model.compression=soft", "train.ctc_only_steps=2", "model.time_mask=0.5", "model.channel_mask=0.5",
+                 "train.max_steps=4", "train.eval_every=2"]) == 0
+    assert modes and not any(modes), modes
+
+
 def test_a_new_run_starts_from_another_runs_trained_tensors(tiny_models, tone_corpus, tmp_path, monkeypatch):
     # --init: the CTC-only run's adaptor, CTC head (with its classes) and LLM tensors are where the new run starts
     from safetensors.torch import load_file

@@ -24,6 +24,7 @@ def evaluate_dev(core: Any, accelerator: Accelerator, inputs: Inputs, config: Co
     SpeechLLM; it is left in eval mode."""
     reliance = audio_reliance(core, inputs.dev_loader, accelerator.device, core.autocast,
                               lambda totals: accelerator.reduce(totals, "sum"))
+    core.eval()  # audio_reliance gives the model back in the mode it found it in: training, with its dropout and masks
     result = {"dev_loss": reliance["loss"], "dev_loss_shuffled": reliance["loss_shuffled"],
               "dev_loss_silence": reliance["loss_silence"], "audio_gap": reliance["audio_gap"],
               "audio_gap_start": reliance["audio_gap_start"], "audio_gap_rest": reliance["audio_gap_rest"]}
