@@ -92,11 +92,11 @@ class ModelConfig:
     time_mask_span: int = 10
     # Tempo augmentation in training: each utterance's encoder states are resampled to between 1 - x and 1 + x times
     # their length (adaptor.time_stretch), so no recording is heard twice at the same rate. 0 = off (the paper has
-    # none). At 0.15 level with none to 3,000 steps (docs/recognition.md section 14)
+    # none). At 0.15 level with none at 3,000 and 7,000 steps (docs/recognition.md sections 14 and 15)
     time_stretch: float = 0.0
     # SpecAugment-style channel masking in training: this fraction of each utterance's encoder-state channels is
     # zeroed over the whole utterance (adaptor.channel_mask), so no recording is heard twice with the same features.
-    # 0 = off (the paper has none)
+    # 0 = off (the paper has none). At 0.2, 2 points behind none at 7,000 steps (docs/recognition.md section 15)
     channel_mask: float = 0.0
     # Dtype of the frozen weights and of the matrix products (autocast): "auto" (bfloat16 on a GPU and on CPUs with
     # avx512_bf16 or AMX, float32 on other CPUs, where bfloat16 is emulated and ~5x slower), "float32", "bfloat16",
