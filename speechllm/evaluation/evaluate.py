@@ -46,6 +46,15 @@ def evaluate_model(model: Any, tokenizer: Any, logmel: Any, decode: DecodeConfig
     return score_transcriber(transcribe, utterances)
 
 
+def evaluate_ctc_head(model: Any, tokenizer: Any, logmel: Any, decode: DecodeConfig, utterances: Sequence[Utterance],
+                      show_progress: bool = False) -> Report:
+    """The adaptor's CTC head alone (greedy, no LLM), scored as `evaluate_model` scores the whole model."""
+    def transcribe(audios: list[np.ndarray]) -> list[str]:
+        return transcribe_samples(model, tokenizer, logmel, audios, decode, show_progress, ctc_head=True)
+
+    return score_transcriber(transcribe, utterances)
+
+
 def evaluate_checkpoint(checkpoint: str | Path, manifest: str | Path, device: torch.device | str = "cpu",
                         overrides: Sequence[str] = (), show_progress: bool = False,
                         measure_forgetting: bool = False) -> Report:
@@ -65,8 +74,7 @@ def evaluate_checkpoint(checkpoint: str | Path, manifest: str | Path, device: to
                                                   show_progress)
     if model.adaptor.ctc is not None:  # what the adaptor's CTC head hears on its own, for comparison
         logger.info("the CTC head alone (greedy, no LLM)")
-        ctc_report, _ = score_transcriber(lambda audios: transcribe_samples(
-            model, tokenizer, logmel, audios, config.decode, show_progress, ctc_head=True), utterances)
+        ctc_report, _ = evaluate_ctc_head(model, tokenizer, logmel, config.decode, utterances, show_progress)
         report["ctc_head"] = {"languages": ctc_report["languages"], "overall": ctc_report["overall"]}
     if measure_forgetting:
         base = load_llm(config.model.llm, torch_dtype(config.model.dtype, torch.device(device)),
