@@ -23,6 +23,20 @@ def read_metrics(path: str | Path) -> tuple[list[dict], list[dict]]:
     return [train[s] for s in sorted(train)], [dev[s] for s in sorted(dev)]
 
 
+def wer_series(dev: list[dict]) -> dict[str, tuple[list[tuple[int, float]], str, str]]:
+    """{name: ([(step, WER %)], line style, marker)} for the dev WERs a run logged: the LLM's greedy transcripts
+    (`dev_wer`, per language `dev_wer_<lang>`) and the CTC head's alone (`dev_ctc_wer`, `dev_ctc_wer_<lang>`), which
+    a run with `train.eval_wer_utterances: 0` logs without the other. Solid: all languages; dotted: one."""
+    series = {}
+    for prefix, tag, marker in (("dev_wer", "", "o"), ("dev_ctc_wer", "ctc ", "s")):
+        keys = sorted({k for r in dev for k in r if k.startswith(prefix + "_")})
+        for key in (prefix, *keys):
+            points = [(r["step"], 100 * r[key]) for r in dev if r.get(key) is not None]
+            if points:
+                series[tag + (key[len(prefix) + 1:] or "all")] = (points, "-" if key == prefix else ":", marker)
+    return series
+
+
 def plot_runs(runs: Sequence[str | Path], output: str | Path, labels: Sequence[str] | None = None) -> Path:
     """Loss, audio gap and dev WER against steps for each run folder (or metrics.jsonl) in `runs`."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -45,16 +59,13 @@ def plot_runs(runs: Sequence[str | Path], output: str | Path, labels: Sequence[s
             rest = [(r["step"], r["audio_gap_rest"]) for r in dev if "audio_gap_rest" in r]
             if rest:  # the gap past the first tokens: near 0 while the model only finds where the text starts
                 gap_ax.plot(*zip(*rest), color=color, ls=":", lw=1, marker="x", ms=4)
-            for key, style in (("dev_wer", "-"), *((k, ":") for k in sorted(dev[-1]) if k.startswith("dev_wer_"))):
-                points = [(r["step"], 100 * r[key]) for r in dev if key in r]
-                if points:
-                    wer_ax.plot(*zip(*points), color=color, ls=style, marker="o", ms=3,
-                                label=f"{label} {key[8:] or 'all'}")
+            for name, (points, style, marker) in wer_series(dev).items():
+                wer_ax.plot(*zip(*points), color=color, ls=style, marker=marker, ms=3, label=f"{label} {name}")
     loss_ax.set(title="loss (faint: train, solid: dev, dashed: dev with shuffled audio)", xlabel="step",
                 ylabel="nats / token")
     gap_ax.set(title="audio gap: shuffled - true dev loss (dotted, x: past the 3rd token)", xlabel="step", ylabel="nats / token")
     gap_ax.axhline(0, color="grey", lw=0.8)
-    wer_ax.set(title="dev WER (greedy)", xlabel="step", ylabel="WER %")
+    wer_ax.set(title="dev WER (o: the LLM, greedy; s: the CTC head alone)", xlabel="step", ylabel="WER %")
     for ax in (loss_ax, gap_ax, wer_ax):
         ax.title.set_fontsize(9)
         ax.grid(alpha=0.3)
