@@ -29,7 +29,7 @@ from speechllm.training.loop import train
 
 logger = logging.getLogger(__name__)
 
-SHIPPED = Path(__file__).parent / "resources" / "offline-cpu"  # a run folder: checkpoint/ (configs/offline-cpu.yaml, longer)
+SHIPPED = Path(__file__).parent / "resources" / "offline-cpu"  # a run folder: checkpoint/ (offline-cpu.yaml, longer)
 
 
 def run_demo(output: str | Path = "demo", config_path: str | Path = "configs/offline-demo.yaml",

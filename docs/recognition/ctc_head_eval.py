@@ -9,13 +9,13 @@ import json
 import sys
 
 from speechllm.data.manifest import read_manifest
-from speechllm.evaluation.evaluate import evaluate_ctc_head
+from speechllm.evaluation.evaluate import evaluate_model
 from speechllm.model.checkpoint import load_trained
 
 checkpoint, manifest, out, *overrides = sys.argv[1:]
 utterances = read_manifest(manifest)
 model, tokenizer, logmel, config = load_trained(checkpoint, "cpu", overrides)
-report, _ = evaluate_ctc_head(model, tokenizer, logmel, config.decode, utterances)
+report, _ = evaluate_model(model, tokenizer, logmel, config.decode, utterances, ctc_head=True)
 result = {"checkpoint": checkpoint, "manifest": manifest, "overall": report["overall"]["wer"],
           **{language: row["wer"] for language, row in report["languages"].items()}}
 print(json.dumps(result))

@@ -39,18 +39,10 @@ def score_transcriber(transcribe: Callable[[list[np.ndarray]], list[str]], utter
 
 
 def evaluate_model(model: Any, tokenizer: Any, logmel: Any, decode: DecodeConfig, utterances: Sequence[Utterance],
-                   show_progress: bool = False) -> Report:
+                   show_progress: bool = False, ctc_head: bool = False) -> Report:
+    """Score the model's transcripts of `utterances`; with `ctc_head`, the adaptor's CTC head alone (greedy, no LLM)."""
     def transcribe(audios: list[np.ndarray]) -> list[str]:
-        return transcribe_samples(model, tokenizer, logmel, audios, decode, show_progress)
-
-    return score_transcriber(transcribe, utterances)
-
-
-def evaluate_ctc_head(model: Any, tokenizer: Any, logmel: Any, decode: DecodeConfig, utterances: Sequence[Utterance],
-                      show_progress: bool = False) -> Report:
-    """The adaptor's CTC head alone (greedy, no LLM), scored as `evaluate_model` scores the whole model."""
-    def transcribe(audios: list[np.ndarray]) -> list[str]:
-        return transcribe_samples(model, tokenizer, logmel, audios, decode, show_progress, ctc_head=True)
+        return transcribe_samples(model, tokenizer, logmel, audios, decode, show_progress, ctc_head=ctc_head)
 
     return score_transcriber(transcribe, utterances)
 
@@ -74,7 +66,8 @@ def evaluate_checkpoint(checkpoint: str | Path, manifest: str | Path, device: to
                                                   show_progress)
     if model.adaptor.ctc is not None:  # what the adaptor's CTC head hears on its own, for comparison
         logger.info("the CTC head alone (greedy, no LLM)")
-        ctc_report, _ = evaluate_ctc_head(model, tokenizer, logmel, config.decode, utterances, show_progress)
+        ctc_report, _ = evaluate_model(model, tokenizer, logmel, config.decode, utterances, show_progress,
+                                       ctc_head=True)
         report["ctc_head"] = {"languages": ctc_report["languages"], "overall": ctc_report["overall"]}
     if measure_forgetting:
         base = load_llm(config.model.llm, torch_dtype(config.model.dtype, torch.device(device)),
