@@ -32,13 +32,14 @@ mkdir -p "$WORK"
 [ -f "$CORPUS/test_unseen_voices.jsonl" ] || speechllm synth --out "$CORPUS" --per-language 10000
 python scripts/recipe_data.py "$CORPUS" --test-per-language 150
 
-# the warm-up: the recipe's CTC-only phase (7,000 steps), adaptor and CTC head only; trained once, then committed
+# the warm-up: the recipe's CTC-only phase as it was when the comparison began (7,000 steps; 21,000 since
+# 2026-12-05), adaptor and CTC head only; trained once, then committed
 if [ ! -f "$BASE/checkpoint/complete.json" ]; then
     resume=""
     [ -d "$WORK/ctc-base/checkpoint" ] && resume="--resume"
     speechllm train --manifest "$CORPUS/train_max5s.jsonl" --dev-manifest "$CORPUS/dev96mix.jsonl" \
         --config "$CONFIG" --output "$WORK/ctc-base" $resume selection.strategy=none train.max_steps=7000 \
-        train.eval_every=1000 "$ADAPTOR" "$BYTES"
+        train.ctc_only_steps=7000 train.eval_every=1000 "$ADAPTOR" "$BYTES"
     python -c "import sys; from speechllm.model.checkpoint import export_checkpoint; export_checkpoint(*sys.argv[1:])" \
         "$WORK/ctc-base" "$BASE"
     cp "$WORK/ctc-base/metrics.jsonl" "$BASE/metrics.jsonl"

@@ -180,7 +180,7 @@ def _add_kappa_synth_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--baseline", action="store_true", help="also score Whisper base's own decoder (~2 min on CPU)")
     p.add_argument("--from-scratch", action="store_true",
                    help="train from a random adaptor instead of the shipped offline-cpu checkpoint (give a --config "
-                        "long enough to learn: configs/offline-cpu.yaml takes ~1 h 20 min on 2 cores)")
+                        "long enough to learn: configs/offline-cpu.yaml takes ~1 h 50 min on 2 cores)")
     p.add_argument("--device", help="cuda, cpu, ... (default: cuda if present)")
     p.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="e.g. train.max_steps=300")
 

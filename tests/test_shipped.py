@@ -1,5 +1,5 @@
-"""The checkpoint the package ships (configs/offline-cpu.yaml's recipe run longer on 3x the recordings, bfloat16)
-loads and recognizes speech."""
+"""The checkpoint the package ships (configs/offline-cpu.yaml's recipe with a longer joint phase, exported to
+bfloat16) loads and recognizes speech."""
 
 import pytest
 
