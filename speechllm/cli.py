@@ -88,6 +88,8 @@ def _add_evaluate_and_validate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--predictions", help="write per-utterance reference/hypothesis JSONL here")
     p.add_argument("--forgetting", action="store_true", help="also the LLM's perplexity on held-out text before "
                    "and after fine-tuning (delta_ppl per language of the manifest)")
+    p.add_argument("--wer-only", action="store_true", help="only the transcripts' WER: skip the audio-reliance "
+                   "losses and the CTC head's own WER (they about double a greedy evaluation's time on a CPU)")
     p.add_argument("--device", help="cuda, cpu, ... (default: cuda if present)")
     p.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="e.g. decode.num_beams=4")
 
@@ -180,7 +182,7 @@ def _add_kappa_synth_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--baseline", action="store_true", help="also score Whisper base's own decoder (~2 min on CPU)")
     p.add_argument("--from-scratch", action="store_true",
                    help="train from a random adaptor instead of the shipped offline-cpu checkpoint (give a --config "
-                        "long enough to learn: configs/offline-cpu.yaml takes ~1 h 50 min on 2 cores)")
+                        "long enough to learn: configs/offline-cpu.yaml takes 1.5-2 h on 2 cores)")
     p.add_argument("--device", help="cuda, cpu, ... (default: cuda if present)")
     p.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="e.g. train.max_steps=300")
 

@@ -88,7 +88,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.checkpoint:
         find_checkpoint(args.checkpoint)
         report, predictions = evaluate_checkpoint(args.checkpoint, args.manifest, device, args.overrides,
-                                                  show_progress=not args.quiet, measure_forgetting=args.forgetting)
+                                                  show_progress=not args.quiet, measure_forgetting=args.forgetting,
+                                                  diagnostics=not args.wer_only)
     else:
         report, predictions = evaluate_baseline(args.baseline, args.manifest, device, show_progress=not args.quiet)
     write_report(report, predictions, args.json, predictions_path)

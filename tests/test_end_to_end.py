@@ -46,6 +46,14 @@ def test_train_transcribe_evaluate(tiny_models, tone_corpus, tmp_path, capsys, m
         assert reliance[key] == pytest.approx(dev[dev_key], rel=1e-4, abs=1e-5), key
     assert reliance["audio_gap"] > 1.0  # memorized from the audio: another utterance's audio is no help
 
+    # --wer-only: the same transcripts and WER, without the diagnostics
+    assert main(["evaluate", "--manifest", str(tone_corpus), "--checkpoint", str(run), "--json",
+                 str(tmp_path / "wer_only.json"), "--quiet", "--device", "cpu", "--wer-only"]) == 0
+    wer_only = json.loads((tmp_path / "wer_only.json").read_text())
+    assert "audio_reliance" not in wer_only and "ctc_head" not in wer_only
+    assert wer_only["languages"] == report["languages"]
+    assert "audio reliance" not in capsys.readouterr().out
+
 
 @pytest.mark.parametrize("settings", [["model.dtype=float32"], ["model.dtype=bfloat16"],
                                       ["model.compression=soft", "train.ctc_only_steps=4", "train.ctc_weight=0.5"]],

@@ -49,10 +49,10 @@ def evaluate_model(model: Any, tokenizer: Any, logmel: Any, decode: DecodeConfig
 
 def evaluate_checkpoint(checkpoint: str | Path, manifest: str | Path, device: torch.device | str = "cpu",
                         overrides: Sequence[str] = (), show_progress: bool = False,
-                        measure_forgetting: bool = False) -> Report:
+                        measure_forgetting: bool = False, diagnostics: bool = True) -> Report:
     """A trained run on a manifest, with `report["audio_reliance"]` (loss with the true, shuffled and silent audio,
-    and their gap: does the model listen?); with `measure_forgetting`, also `report["forgetting"]` (delta_ppl per
-    language)."""
+    and their gap: does the model listen?) and `report["ctc_head"]` (the adaptor's CTC head alone) unless
+    `diagnostics` is False; with `measure_forgetting`, also `report["forgetting"]` (delta_ppl per language)."""
     from speechllm.evaluation.forgetting import check_heldout, forgetting
 
     utterances = read_manifest(manifest)  # a bad line or a missing file stops here, before any model loads
@@ -61,10 +61,11 @@ def evaluate_checkpoint(checkpoint: str | Path, manifest: str | Path, device: to
         check_heldout(languages)
     model, tokenizer, logmel, config = load_trained(checkpoint, device, overrides)
     report, predictions = evaluate_model(model, tokenizer, logmel, config.decode, utterances, show_progress)
-    logger.info("audio reliance: the loss with the true, shuffled and silent audio")
-    report["audio_reliance"] = utterance_reliance(model, tokenizer, logmel, utterances, config.train.batch_size,
-                                                  show_progress)
-    if model.adaptor.ctc is not None:  # what the adaptor's CTC head hears on its own, for comparison
+    if diagnostics:
+        logger.info("audio reliance: the loss with the true, shuffled and silent audio")
+        report["audio_reliance"] = utterance_reliance(model, tokenizer, logmel, utterances, config.train.batch_size,
+                                                      show_progress)
+    if diagnostics and model.adaptor.ctc is not None:  # what the adaptor's CTC head hears on its own, for comparison
         logger.info("the CTC head alone (greedy, no LLM)")
         ctc_report, _ = evaluate_model(model, tokenizer, logmel, config.decode, utterances, show_progress,
                                        ctc_head=True)
