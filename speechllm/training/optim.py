@@ -21,7 +21,8 @@ def make_optimizer(model: Any, train: TrainConfig) -> tuple[torch.optim.Optimize
     if llm:  # the LLM's schedule starts after the adaptor-only and CTC-only steps
         params.append({"params": llm, "lr": train.lr_llm})
         groups.append((train.lr_llm, max(train.adaptor_only_steps, train.ctc_only_steps)))
-    fused = next(model.parameters()).device.type == "cuda"
+    # the fused kernel (one pass over all tensors) where torch has one: on CPU ~10% of a CTC-only step
+    fused = next(model.parameters()).device.type in ("cuda", "cpu")
     return torch.optim.AdamW(params, weight_decay=train.weight_decay, fused=fused), groups
 
 
