@@ -84,7 +84,8 @@ def _add_evaluate_and_validate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", help="run folder written by `speechllm train`")
     p.add_argument("--baseline", metavar="WHISPER", help="score a whole Whisper model instead (hub id, folder or "
                    "bundled:whisper-base), same normalization and JSON layout")
-    p.add_argument("--json", help="write the report here as JSON (and predictions.jsonl beside it)")
+    p.add_argument("--json", help="write the report here as JSON, and the transcripts beside it (wer.json: "
+                   "wer.predictions.jsonl)")
     p.add_argument("--predictions", help="write per-utterance reference/hypothesis JSONL here")
     p.add_argument("--forgetting", action="store_true", help="also the LLM's perplexity on held-out text before "
                    "and after fine-tuning (delta_ppl per language of the manifest)")

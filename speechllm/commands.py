@@ -79,11 +79,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if bool(args.checkpoint) == bool(args.baseline):
         print("error: evaluate needs exactly one of --checkpoint RUN or --baseline WHISPER_SOURCE", file=sys.stderr)
         return 2
-    predictions_path = args.predictions or (Path(args.json).with_name("predictions.jsonl") if args.json else None)
+    # wer.json -> wer.predictions.jsonl: two reports in one folder keep their own transcripts
+    predictions_path = args.predictions or (Path(args.json).with_suffix(".predictions.jsonl") if args.json else None)
     if args.json:
         writable_file(args.json, "--json")
     if predictions_path:
-        writable_file(predictions_path, "--predictions" if args.predictions else "predictions.jsonl beside --json")
+        writable_file(predictions_path, "--predictions" if args.predictions else "the predictions beside --json")
     device = _device(args.device)
     if args.checkpoint:
         find_checkpoint(args.checkpoint)

@@ -33,7 +33,7 @@ def test_train_transcribe_evaluate(tiny_models, tone_corpus, tmp_path, capsys, m
     assert report["overall"]["wer"] == 0.0
     assert set(report["languages"]) == set(LANGUAGES)
     assert report["languages"]["en"]["n"] == 3 and report["languages"]["de"]["n"] == 1
-    predictions = [json.loads(x) for x in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    predictions = [json.loads(x) for x in (tmp_path / "wer.predictions.jsonl").read_text().splitlines()]
     assert [p["hypothesis"] for p in predictions] == TEXTS
     printed = capsys.readouterr().out
     assert "overall" in printed and "audio reliance" in printed
