@@ -42,7 +42,7 @@ def plot_runs(runs: Sequence[str | Path], output: str | Path, labels: Sequence[s
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(13 if len(runs) < 2 else 15, 3.8))  # several runs: the WER legend goes beside its plot
+    figure = Figure(figsize=(13, 3.8))
     FigureCanvasAgg(figure)
     loss_ax, gap_ax, wer_ax = figure.subplots(1, 3)
     for i, run in enumerate(runs):
@@ -70,8 +70,9 @@ def plot_runs(runs: Sequence[str | Path], output: str | Path, labels: Sequence[s
         ax.title.set_fontsize(9)
         ax.grid(alpha=0.3)
         entries = len(ax.get_legend_handles_labels()[0])
-        if entries > 8:  # six WER lines a run cover the curves: beside the plot instead
+        if ax is wer_ax and entries > 8:  # six WER lines a run cover the curves: beside the last plot, room made
             ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+            figure.set_size_inches(15, 3.8)
         elif entries:
             ax.legend(fontsize=7)
     figure.tight_layout()
