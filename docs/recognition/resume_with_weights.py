@@ -2,25 +2,20 @@
 (the same selection): the optimizer, data position and random state stay the checkpoint's, so the resumed run sees
 what the original saw after that step (docs/recognition.md section 20: the joint phase from averaged weights):
 
-    python docs/recognition/resume_with_weights.py RUN SNAPSHOT WEIGHTS OUT
+    python docs/recognition/resume_with_weights.py SNAPSHOT WEIGHTS OUT
     speechllm train ... --output OUT --resume
 
-RUN: the original run folder (its config.yaml and selection.json); SNAPSHOT: its checkpoint copied at some step;
-WEIGHTS: a checkpoint whose trained tensors go in (e.g. from average_checkpoints.py).
+SNAPSHOT: a run's checkpoint copied at some step; WEIGHTS: a checkpoint whose trained tensors go in (e.g. from
+average_checkpoints.py). `train --resume` writes the run folder's config.yaml and selection.json itself.
 """
 
-import shutil
 import sys
-from pathlib import Path
 
 from speechllm.model.checkpoint import load_checkpoint, save_checkpoint
 
-run, snapshot, weights_from, out = sys.argv[1:]
+snapshot, weights_from, out = sys.argv[1:]
 _, config, selection, state = load_checkpoint(snapshot, with_state=True)
 weights, _, other_selection, _ = load_checkpoint(weights_from)
 if other_selection != selection:
     sys.exit(f"{weights_from} trained other tensors than {snapshot}")
-Path(out).mkdir(parents=True)
-for name in ("config.yaml", "selection.json"):
-    shutil.copy(Path(run) / name, Path(out) / name)
 print(save_checkpoint(out, weights, config, selection, state), "at step", state["step"])
