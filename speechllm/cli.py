@@ -64,7 +64,8 @@ def _add_train_and_transcribe(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dev-manifest", help="dev manifest for periodic loss and greedy WER")
     p.add_argument("--config", help="YAML config (configs/*.yaml); defaults are the paper's settings")
     p.add_argument("--output", default="runs/speechllm", help="run folder (checkpoint, config.yaml, metrics.jsonl)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
+    p.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint, with the "
+                   "run's own config.yaml (a --config must agree with it; key=value overrides change it)")
     p.add_argument("--init", metavar="RUN", help="start a new run from the trained tensors of another run (its "
                    "adaptor, CTC head and LLM tensors; same selection, or any selection when RUN trained the adaptor alone), with "
                    "a fresh optimizer and schedule")

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -29,6 +30,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from speechllm.model.sources import check_model_sources
     from speechllm.preflight import check_run_folder, writable_folder
     from speechllm.training.loop import train
+    from speechllm.training.state import differences
 
     writable_folder(args.output, "--output")
     check_run_folder(args.output, args.resume)
@@ -39,6 +41,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         _, saved, _, _ = load_checkpoint(args.output)
         config = load_config(None, args.overrides, base=saved)
+        if args.config:  # the run goes on with its own config.yaml: a --config that says otherwise would be ignored
+            differ = differences(load_config(args.config, args.overrides), config,
+                                 tuple(f.name for f in dataclasses.fields(config)))
+            if differ:
+                raise ConfigError(f"--resume continues {args.output} with its own config.yaml, and --config "
+                                  f"{args.config} differs from it in {differ.replace(' here)', ' in --config)')}; "
+                                  "drop --config, or pass what should change as key=value overrides")
     else:
         config = load_config(args.config, args.overrides)
     for manifest in (args.manifest, args.dev_manifest):

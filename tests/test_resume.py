@@ -94,3 +94,21 @@ def test_a_second_run_into_the_same_folder_is_refused(tiny_models, tone_corpus, 
     assert main(["train", "--resume", *args, "selection.num_tensors=3", "model.adaptor_heads=2"]) == 2
     error = capsys.readouterr().err
     assert "model.adaptor_heads" in error and "selection.num_tensors" in error and "train." not in error, error
+
+
+def test_resume_refuses_a_config_that_differs_from_the_run(tiny_models, tone_corpus, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["--manifest", str(tone_corpus), "--output", str(run), *settings(tiny_models, tmp_path),
+            "train.max_steps=2"]
+    assert main(["train", *args]) == 0
+    # the same command resumes; a --config with another setting would be ignored by --resume, so it is refused
+    assert main(["train", "--resume", *args, "train.max_steps=3"]) == 0
+    other = tmp_path / "other.yaml"
+    other.write_text(Path("configs/tiny.yaml").read_text(encoding="utf-8").replace("warmup_steps: 10",
+                                                                                    "warmup_steps: 7"))
+    config_at = args.index("--config") + 1
+    changed = [*args[:config_at], str(other), *args[config_at + 1 :], "train.max_steps=4"]
+    assert main(["train", "--resume", *changed]) == 2
+    error = capsys.readouterr().err
+    assert "train.warmup_steps (10 there, 7 in --config)" in error and "drop --config" in error, error
+    assert torch.load(run / "checkpoint" / "trainer_state.pt", weights_only=False)["step"] == 3
