@@ -69,6 +69,28 @@ def test_sigkill_then_resume_equals_uninterrupted(tiny_models, tone_corpus, tmp_
         assert torch.equal(a[name], b[name]), name
 
 
+def test_ctc_only_steps_of_another_batch_size_resume_exactly(tiny_models, tone_corpus, tmp_path):
+    # train.ctc_only_batch_size: 4 utterances a CTC-only step (the tone corpus holds 4: 3.6 s in all), 2 a joint step.
+    # Stopped in the CTC-only steps, resumed across the change of batch size and stopped in the joint steps, then
+    # resumed to the end: the weights of one uninterrupted run.
+    common = ["--manifest", str(tone_corpus), *settings(tiny_models, tmp_path), "model.compression=soft",
+              "train.ctc_only_steps=6", "train.ctc_only_batch_size=4", "train.schedule=constant"]
+    reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
+    assert main(["train", "--output", str(reference), *common, "train.max_steps=16"]) == 0
+    logged = [json.loads(x) for x in (reference / "metrics.jsonl").read_text().splitlines()]
+    audio = [round(r["audio_s_per_s"] * r["seconds_per_step"], 3) for r in logged]
+    assert audio[:6] == [3.6] * 6 and all(a < 2.5 for a in audio[6:]) and len(audio) == 16, audio
+
+    assert main(["train", "--output", str(interrupted), *common, "train.max_steps=4"]) == 0
+    assert main(["train", "--output", str(interrupted), "--resume", *common, "train.max_steps=9"]) == 0
+    assert main(["train", "--output", str(interrupted), "--resume", *common, "train.max_steps=16"]) == 0
+    a = load_file(str(reference / "checkpoint" / "trainable.safetensors"))
+    b = load_file(str(interrupted / "checkpoint" / "trainable.safetensors"))
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
 def test_stop_signal_writes_a_checkpoint_and_exits_128_plus_signal(tiny_models, tone_corpus, tmp_path, env, stop):
     run = tmp_path / "run"

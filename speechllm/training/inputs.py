@@ -13,7 +13,7 @@ import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
-from speechllm.config import Config, cache_dir
+from speechllm.config import Config, TrainConfig, cache_dir
 from speechllm.data.audio import LogMel
 from speechllm.data.batching import BucketBatchSampler, SpeechDataset, collate, tokenize
 from speechllm.data.manifest import ManifestError, Utterance
@@ -53,6 +53,8 @@ def prepare_utterances(manifest: str | Path, tokenizer: Any, config: Config, sho
 class Inputs:
     sampler: BucketBatchSampler  # endless, resumable order of the training batches
     loader: DataLoader
+    train_set: SpeechDataset  # what the loader reads, kept to make a loader of another batch size
+    durations: list[float]  # of the training utterances
     dev: list[Utterance]  # the dev utterances (empty without a dev manifest)
     dev_loader: DataLoader | None  # this process's share of the dev set
     ctc_classes: torch.Tensor | None  # the CTC head's classes: every token of the training transcripts, sorted
@@ -71,11 +73,8 @@ def make_inputs(config: Config, train: tuple[list[Utterance], list[float]],
         train_keys, dev_keys = (cache.fill(utterances, logmel, config.train.batch_size, rank, world, show_progress)
                                 for utterances in (train_set, dev_set))
         accelerator.wait_for_everyone()
-    # Batches of similar duration, sharded over processes; a sample that fails to load later is skipped, counted.
-    sampler = BucketBatchSampler(durations, config.train.batch_size, config.train.seed,
-                                 config.data.bucket_by_duration, rank, world)
-    loader = DataLoader(SpeechDataset(train_set, tokenizer, logmel, cache, train_keys), batch_sampler=sampler,
-                        collate_fn=collate, num_workers=config.data.num_workers)
+    dataset = SpeechDataset(train_set, tokenizer, logmel, cache, train_keys)
+    sampler, loader = batches_of(dataset, durations, batch_size_at(config.train, 0), config, rank, world)
     dev_loader = None
     if dev_set:
         # whole batches, formed as one process would form them, dealt out round-robin: every dev score (the
@@ -88,4 +87,22 @@ def make_inputs(config: Config, train: tuple[list[Utterance], list[float]],
         ids = sorted({t for u in train_set for t in tokenize(tokenizer, u.text)})
         ctc_classes = torch.tensor(ids, dtype=torch.long, device=accelerator.device)
         logger.info("CTC head: %d token classes (every token of the training transcripts) and a blank", len(ids))
-    return Inputs(sampler, loader, dev_set, dev_loader, ctc_classes)
+    return Inputs(sampler, loader, dataset, durations, dev_set, dev_loader, ctc_classes)
+
+
+def batches_of(dataset: SpeechDataset, durations: list[float], batch_size: int, config: Config, rank: int,
+               world: int) -> tuple[BucketBatchSampler, DataLoader]:
+    """Batches of similar duration, sharded over processes; a sample that fails to load later is skipped, counted."""
+    sampler = BucketBatchSampler(durations, batch_size, config.train.seed, config.data.bucket_by_duration, rank, world)
+    return sampler, DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=config.data.num_workers)
+
+
+def rebatch(inputs: Inputs, batch_size: int, config: Config, rank: int, world: int) -> None:
+    """The training batches at another batch size (the joint steps after train.ctc_only_batch_size's): a new order,
+    from its start."""
+    inputs.sampler, inputs.loader = batches_of(inputs.train_set, inputs.durations, batch_size, config, rank, world)
+
+
+def batch_size_at(train: TrainConfig, step: int) -> int:
+    """Utterances per step and process at `step`: train.ctc_only_batch_size (where set) in the CTC-only steps."""
+    return train.ctc_only_batch_size if step < train.ctc_only_steps and train.ctc_only_batch_size else train.batch_size

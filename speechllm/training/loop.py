@@ -30,7 +30,7 @@ from speechllm.model.checkpoint import restore_trained, save_checkpoint
 from speechllm.model.sources import load_tokenizer
 from speechllm.training.curves import plot_runs
 from speechllm.training.dev import evaluate_dev
-from speechllm.training.inputs import Inputs, make_inputs, prepare_utterances
+from speechllm.training.inputs import Inputs, batch_size_at, make_inputs, prepare_utterances, rebatch
 from speechllm.training.optim import make_optimizer, set_learning_rates
 from speechllm.training.state import (
     RunStopped,
@@ -139,7 +139,10 @@ def setup(config: Config, train_manifest: str | Path, output_dir: str | Path, de
     state = TrainState()
     if saved is not None:
         state = TrainState(**{k: saved["state"][k] for k in TrainState().to_dict() if k in saved["state"]})
-    inputs.sampler.skip(state.consumed)
+    if batch_size_at(config.train, state.step) != inputs.sampler.batch_size:  # resumed in the joint steps, whose
+        # batches are of another size (train.ctc_only_batch_size): their own order, at its place
+        rebatch(inputs, config.train.batch_size, config, accelerator.process_index, accelerator.num_processes)
+    inputs.sampler.skip(state.consumed - state.joint_start)
     batches = iter(inputs.loader)  # draws a seed from the torch RNG: before the RNG state is restored, as in a fresh run
     if saved is not None:
         optimizer.load_state_dict(saved["state"]["optimizer"])
@@ -163,6 +166,8 @@ def fit(run: Run, show_progress: bool) -> None:
             totals = train_step(run)
             if totals is None:
                 continue
+            if batch_size_at(train, state.step) != run.inputs.sampler.batch_size:  # the CTC-only steps are done
+                joint_batches(run)
             progress.update(1)
             for key, value in totals.items():
                 window[key] += value
@@ -179,6 +184,15 @@ def fit(run: Run, show_progress: bool) -> None:
     progress.close()
     if stop["signal"]:
         raise RunStopped(stop["signal"], state.step, run.output)
+
+
+def joint_batches(run: Run) -> None:
+    """After CTC-only steps of train.ctc_only_batch_size: the joint steps' batches of train.batch_size, in an order of
+    their own from its start (`state.joint_start` marks where it began, so a resumed run finds its place in it)."""
+    acc = run.accelerator
+    rebatch(run.inputs, run.config.train.batch_size, run.config, acc.process_index, acc.num_processes)
+    run.state.joint_start = run.state.consumed
+    run.batches = iter(run.inputs.loader)
 
 
 def _new_window() -> dict[str, float]:

@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 class TrainState:
     step: int = 0  # optimizer steps taken
     consumed: int = 0  # global batches drawn from the sampler (the data position to resume at)
+    joint_start: int = 0  # `consumed` when the joint steps began their own order (train.ctc_only_batch_size), else 0
     skipped_steps: int = 0  # steps whose loss or gradient was not finite
     skipped_samples: int = 0  # samples whose audio failed to load during training
     bad_in_a_row: int = 0  # consecutive non-finite steps
