@@ -53,7 +53,7 @@ def prepare_utterances(manifest: str | Path, tokenizer: Any, config: Config, sho
 class Inputs:
     sampler: BucketBatchSampler  # endless, resumable order of the training batches
     loader: DataLoader
-    train_set: SpeechDataset  # what the loader reads, kept to make a loader of another batch size
+    dataset: SpeechDataset  # what the training loader reads, kept to make a loader of another batch size
     durations: list[float]  # of the training utterances
     dev: list[Utterance]  # the dev utterances (empty without a dev manifest)
     dev_loader: DataLoader | None  # this process's share of the dev set
@@ -100,7 +100,7 @@ def batches_of(dataset: SpeechDataset, durations: list[float], batch_size: int, 
 def rebatch(inputs: Inputs, batch_size: int, config: Config, rank: int, world: int) -> None:
     """The training batches at another batch size (the joint steps after train.ctc_only_batch_size's): a new order,
     from its start."""
-    inputs.sampler, inputs.loader = batches_of(inputs.train_set, inputs.durations, batch_size, config, rank, world)
+    inputs.sampler, inputs.loader = batches_of(inputs.dataset, inputs.durations, batch_size, config, rank, world)
 
 
 def batch_size_at(train: TrainConfig, step: int) -> int:
