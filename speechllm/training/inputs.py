@@ -53,8 +53,6 @@ def prepare_utterances(manifest: str | Path, tokenizer: Any, config: Config, sho
 class Inputs:
     sampler: BucketBatchSampler  # endless, resumable order of the training batches
     loader: DataLoader
-    dataset: SpeechDataset  # what the training loader reads, kept to make a loader of another batch size
-    durations: list[float]  # of the training utterances
     dev: list[Utterance]  # the dev utterances (empty without a dev manifest)
     dev_loader: DataLoader | None  # this process's share of the dev set
     ctc_classes: torch.Tensor | None  # the CTC head's classes: every token of the training transcripts, sorted
@@ -87,7 +85,7 @@ def make_inputs(config: Config, train: tuple[list[Utterance], list[float]],
         ids = sorted({t for u in train_set for t in tokenize(tokenizer, u.text)})
         ctc_classes = torch.tensor(ids, dtype=torch.long, device=accelerator.device)
         logger.info("CTC head: %d token classes (every token of the training transcripts) and a blank", len(ids))
-    return Inputs(sampler, loader, dataset, durations, dev_set, dev_loader, ctc_classes)
+    return Inputs(sampler, loader, dev_set, dev_loader, ctc_classes)
 
 
 def batches_of(dataset: SpeechDataset, durations: list[float], batch_size: int, config: Config, rank: int,
@@ -100,7 +98,8 @@ def batches_of(dataset: SpeechDataset, durations: list[float], batch_size: int, 
 def rebatch(inputs: Inputs, batch_size: int, config: Config, rank: int, world: int) -> None:
     """The training batches at another batch size (the joint steps after train.ctc_only_batch_size's): a new order,
     from its start."""
-    inputs.sampler, inputs.loader = batches_of(inputs.dataset, inputs.durations, batch_size, config, rank, world)
+    inputs.sampler, inputs.loader = batches_of(inputs.loader.dataset, inputs.sampler.durations, batch_size, config,
+                                               rank, world)
 
 
 def batch_size_at(train: TrainConfig, step: int) -> int:
