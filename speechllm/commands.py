@@ -43,11 +43,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = load_config(None, args.overrides, base=saved)
         if args.config:  # the run goes on with its own config.yaml: a --config that says otherwise would be ignored
             differ = differences(load_config(args.config, args.overrides), config,
-                                 tuple(f.name for f in dataclasses.fields(config)))
+                                 tuple(f.name for f in dataclasses.fields(config)), here="in --config")
             if differ:
                 raise ConfigError(f"--resume continues {args.output} with its own config.yaml, and --config "
-                                  f"{args.config} differs from it in {differ.replace(' here)', ' in --config)')}; "
-                                  "drop --config, or pass what should change as key=value overrides")
+                                  f"{args.config} differs from it in {differ}; drop --config, or pass what should "
+                                  "change as key=value overrides")
     else:
         config = load_config(args.config, args.overrides)
     for manifest in (args.manifest, args.dev_manifest):

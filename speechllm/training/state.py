@@ -111,11 +111,13 @@ def open_run(output: Path, config: Config, resume: bool) -> dict[str, Any] | Non
     return {"weights": weights, "selection": selection, "state": state}
 
 
-def differences(ours: Config, theirs: Config, sections: tuple[str, ...], ignore: tuple[str, ...] = ()) -> str:
-    """The keys of `sections` whose values differ, as "model.x (theirs there, ours here), ..."; "" if none."""
+def differences(ours: Config, theirs: Config, sections: tuple[str, ...], ignore: tuple[str, ...] = (),
+                here: str = "here") -> str:
+    """The keys of `sections` whose values differ, as "model.x (theirs there, ours here), ..." (`here`: where ours
+    come from); "" if none."""
     found = []
     for section in sections:
         mine, other = dataclasses.asdict(getattr(ours, section)), dataclasses.asdict(getattr(theirs, section))
-        found += [f"{section}.{key} ({other.get(key)!r} there, {value!r} here)" for key, value in mine.items()
+        found += [f"{section}.{key} ({other.get(key)!r} there, {value!r} {here})" for key, value in mine.items()
                   if key not in ignore and value != other.get(key)]
     return ", ".join(found)
