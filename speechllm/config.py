@@ -207,6 +207,11 @@ class TrainConfig:
     # LLM, and its small matrices use the CPU better in larger batches (on 2 cores, 32 utterances a step are 1.26x
     # the audio per second of 8); the joint steps keep train.batch_size
     ctc_only_batch_size: int = 0
+    # Freeze the adaptor (and its CTC heads) once the LLM trains: its learning-rate schedule warms up and decays over
+    # the CTC-only steps alone and is 0 from train.ctc_only_steps on, so the joint steps teach only the selected LLM
+    # tensors to read what the CTC phase taught (needs train.ctc_only_steps). false = one adaptor schedule over the
+    # whole run
+    freeze_adaptor_in_joint: bool = False
 
 
 @dataclass

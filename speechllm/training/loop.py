@@ -59,7 +59,7 @@ class Run:
     logmel: Any
     selection: dict[str, Any]
     optimizer: torch.optim.Optimizer
-    groups: list[tuple[float, int]]  # per optimizer group: peak learning rate, step its schedule starts at
+    groups: list[tuple[float, int, int]]  # per optimizer group: peak learning rate, steps its schedule starts, ends at
     inputs: Inputs
     batches: Any  # iterator over the training loader
     state: TrainState = field(default_factory=TrainState)
@@ -101,6 +101,9 @@ def setup(config: Config, train_manifest: str | Path, output_dir: str | Path, de
     if config.train.byte_ctc_weight > 0 and not ctc_head:
         raise ConfigError("train.byte_ctc_weight trains beside the token CTC loss, and this config has none: set "
                           "train.ctc_weight > 0 or model.compression (or train.byte_ctc_weight=0)")
+    if config.train.freeze_adaptor_in_joint and config.train.ctc_only_steps == 0:
+        raise ConfigError("train.freeze_adaptor_in_joint freezes the adaptor after the CTC-only steps, and this config "
+                          "has none: set train.ctc_only_steps > 0 (or train.freeze_adaptor_in_joint=false)")
     accelerator = Accelerator(mixed_precision="fp16" if config.model.dtype == "float16" else "no",
                               cpu=not torch.cuda.is_available(),  # cpu: `accelerate launch` runs gloo processes
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=ctc_head)])

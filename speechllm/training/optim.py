@@ -11,27 +11,30 @@ import torch
 from speechllm.config import TrainConfig
 
 
-def make_optimizer(model: Any, train: TrainConfig) -> tuple[torch.optim.Optimizer, list[tuple[float, int]]]:
-    """AdamW on the adaptor and on the selected LLM tensors; per group its peak rate and the step its schedule
-    starts at."""
+def make_optimizer(model: Any, train: TrainConfig) -> tuple[torch.optim.Optimizer, list[tuple[float, int, int]]]:
+    """AdamW on the adaptor and on the selected LLM tensors; per group its peak rate and the steps its schedule
+    starts and ends at."""
     adaptor = [p for p in model.adaptor.parameters() if p.requires_grad]
     llm = [p for p in model.llm.parameters() if p.requires_grad]
     params = [{"params": adaptor, "lr": train.lr_adaptor}]
-    groups = [(train.lr_adaptor, 0)]
+    # train.freeze_adaptor_in_joint: the adaptor's schedule ends where the joint steps begin
+    groups = [(train.lr_adaptor, 0, train.ctc_only_steps if train.freeze_adaptor_in_joint else train.max_steps)]
     if llm:  # the LLM's schedule starts after the adaptor-only and CTC-only steps
         params.append({"params": llm, "lr": train.lr_llm})
-        groups.append((train.lr_llm, max(train.adaptor_only_steps, train.ctc_only_steps)))
+        groups.append((train.lr_llm, max(train.adaptor_only_steps, train.ctc_only_steps), train.max_steps))
     # the fused kernel (one pass over all tensors) where torch has one: on CPU ~10% of a CTC-only step
     fused = next(model.parameters()).device.type in ("cuda", "cpu")
     return torch.optim.AdamW(params, weight_decay=train.weight_decay, fused=fused), groups
 
 
-def set_learning_rates(optimizer: torch.optim.Optimizer, groups: list[tuple[float, int]], train: TrainConfig,
+def set_learning_rates(optimizer: torch.optim.Optimizer, groups: list[tuple[float, int, int]], train: TrainConfig,
                        step: int) -> None:
-    """Each group's rate at `step`: 0 before its start, then warm-up and decay over the steps left to it."""
-    for group, (peak, start) in zip(optimizer.param_groups, groups):
-        group["lr"] = 0.0 if step < start else peak * learning_rate_factor(
-            step - start, train.warmup_steps, train.max_steps - start, train.schedule, train.min_lr_ratio)
+    """Each group's rate at `step`: 0 before its start and from its end on (where that comes before
+    train.max_steps), warm-up and decay between."""
+    for group, (peak, start, end) in zip(optimizer.param_groups, groups):
+        frozen = step < start or (end < train.max_steps and step >= end)
+        group["lr"] = 0.0 if frozen else peak * learning_rate_factor(
+            step - start, train.warmup_steps, end - start, train.schedule, train.min_lr_ratio)
 
 
 def learning_rate_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: float) -> float:
