@@ -27,19 +27,23 @@ BASE=$RESULTS/ctc-base  # the shared warm-up, committed
 # sublayer and its byte CTC head; the warm-up and every joint run keep it, so all 21 runs share one adaptor.
 ADAPTOR=model.adaptor_ffn=0
 BYTES=train.byte_ctc_weight=0
+# The warm-up ran at batch 8, and the joint runs train the adaptor beside the LLM tensors, as the recipe did when the
+# comparison began (since 2026-12-05 it runs its CTC-only steps at batch 32 and freezes the adaptor after them)
+WARMUP_BATCH=train.ctc_only_batch_size=0
+JOINT_ADAPTOR=train.freeze_adaptor_in_joint=false
 
 mkdir -p "$WORK"
 [ -f "$CORPUS/test_unseen_voices.jsonl" ] || speechllm synth --out "$CORPUS" --per-language 10000
 python scripts/recipe_data.py "$CORPUS" --test-per-language 150
 
-# the warm-up: the recipe's CTC-only phase as it was when the comparison began (7,000 steps; 21,000 since
-# 2026-12-05), adaptor and CTC head only; trained once, then committed
+# the warm-up: the recipe's CTC-only phase as it was when the comparison began (7,000 steps at batch 8 on
+# corpus10k), adaptor and CTC head only; trained once, then committed
 if [ ! -f "$BASE/checkpoint/complete.json" ]; then
     resume=""
     [ -d "$WORK/ctc-base/checkpoint" ] && resume="--resume"
     speechllm train --manifest "$CORPUS/train_max5s.jsonl" --dev-manifest "$CORPUS/dev96mix.jsonl" \
         --config "$CONFIG" --output "$WORK/ctc-base" $resume selection.strategy=none train.max_steps=7000 \
-        train.ctc_only_steps=7000 train.eval_every=1000 "$ADAPTOR" "$BYTES"
+        train.ctc_only_steps=7000 train.eval_every=1000 "$ADAPTOR" "$BYTES" "$WARMUP_BATCH" "$JOINT_ADAPTOR"
     python -c "import sys; from speechllm.model.checkpoint import export_checkpoint; export_checkpoint(*sys.argv[1:])" \
         "$WORK/ctc-base" "$BASE"
     cp "$WORK/ctc-base/metrics.jsonl" "$BASE/metrics.jsonl"
@@ -53,7 +57,7 @@ compare() {
         --results "$RESULTS" --init "$BASE" "$@" --num-params "$NUM_PARAMS" \
         train.ctc_only_steps=0 train.max_steps="$JOINT_STEPS" train.warmup_steps=30 train.lr_adaptor=2e-4 \
         train.lr_llm=1e-4 train.eval_every=100 train.save_every=100 model.dtype=float32 decode.num_beams=1 \
-        "$ADAPTOR" "$BYTES"
+        "$ADAPTOR" "$BYTES" "$JOINT_ADAPTOR"
 }
 # shellcheck disable=SC2086
 compare --strategies $STRATEGIES --seeds $SEEDS
