@@ -3,7 +3,7 @@
     python scripts/compare_strategies.py --train corpus10k/train_max5s.jsonl --dev corpus10k/dev96mix.jsonl \
         --test corpus10k/test300.jsonl corpus10k/unseen300.jsonl --config configs/offline-cpu.yaml \
         --init runs/ctc-base --num-params 4000000 --seeds 0 1 2 --output runs/compare \
-        train.ctc_only_steps=0 train.max_steps=300
+        train.ctc_only_steps=0 train.freeze_adaptor_in_joint=false train.max_steps=300
 
 For each seed and strategy it trains a run (train.seed = selection.seed = seed) in a child process, scores it on
 every --test manifest (WER per language, the CTC head alone, the audio gap) with the forgetting measure (held-out
