@@ -1,5 +1,5 @@
-"""The checkpoint the package ships (configs/offline-cpu.yaml's recipe with a longer joint phase, exported to
-bfloat16) loads and recognizes speech."""
+"""The checkpoint the package ships (configs/offline-cpu.yaml's recipe before section 22 with a longer joint phase,
+exported to bfloat16) loads and recognizes speech."""
 
 import pytest
 
