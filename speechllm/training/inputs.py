@@ -95,11 +95,12 @@ def batches_of(dataset: SpeechDataset, durations: list[float], batch_size: int, 
     return sampler, DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=config.data.num_workers)
 
 
-def rebatch(inputs: Inputs, batch_size: int, config: Config, rank: int, world: int) -> None:
+def rebatch(inputs: Inputs, batch_size: int, config: Config) -> None:
     """The training batches at another batch size (the joint steps after train.ctc_only_batch_size's): a new order,
-    from its start."""
-    inputs.sampler, inputs.loader = batches_of(inputs.loader.dataset, inputs.sampler.durations, batch_size, config,
-                                               rank, world)
+    from its start, over the same utterances and processes."""
+    old = inputs.sampler
+    inputs.sampler, inputs.loader = batches_of(inputs.loader.dataset, old.durations, batch_size, config, old.rank,
+                                               old.world)
 
 
 def batch_size_at(train: TrainConfig, step: int) -> int:

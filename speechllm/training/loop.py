@@ -144,7 +144,7 @@ def setup(config: Config, train_manifest: str | Path, output_dir: str | Path, de
         state = TrainState(**{k: saved["state"][k] for k in TrainState().to_dict() if k in saved["state"]})
     if batch_size_at(config.train, state.step) != inputs.sampler.batch_size:  # resumed in the joint steps, whose
         # batches are of another size (train.ctc_only_batch_size): their own order, at its place
-        rebatch(inputs, config.train.batch_size, config, accelerator.process_index, accelerator.num_processes)
+        rebatch(inputs, config.train.batch_size, config)
     inputs.sampler.skip(state.consumed - state.joint_start)
     batches = iter(inputs.loader)  # draws a seed from the torch RNG: before the RNG state is restored, as in a fresh run
     if saved is not None:
@@ -192,8 +192,7 @@ def fit(run: Run, show_progress: bool) -> None:
 def joint_batches(run: Run) -> None:
     """After CTC-only steps of train.ctc_only_batch_size: the joint steps' batches of train.batch_size, in an order of
     their own from its start (`state.joint_start` marks where it began, so a resumed run finds its place in it)."""
-    acc = run.accelerator
-    rebatch(run.inputs, run.config.train.batch_size, run.config, acc.process_index, acc.num_processes)
+    rebatch(run.inputs, run.config.train.batch_size, run.config)
     run.state.joint_start = run.state.consumed
     run.batches = iter(run.inputs.loader)
 

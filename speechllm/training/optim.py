@@ -29,11 +29,9 @@ def make_optimizer(model: Any, train: TrainConfig) -> tuple[torch.optim.Optimize
 
 def set_learning_rates(optimizer: torch.optim.Optimizer, groups: list[tuple[float, int, int]], train: TrainConfig,
                        step: int) -> None:
-    """Each group's rate at `step`: 0 before its start and from its end on (where that comes before
-    train.max_steps), warm-up and decay between."""
+    """Each group's rate at `step`: 0 before its start and from its end on, warm-up and decay between."""
     for group, (peak, start, end) in zip(optimizer.param_groups, groups):
-        frozen = step < start or (end < train.max_steps and step >= end)
-        group["lr"] = 0.0 if frozen else peak * learning_rate_factor(
+        group["lr"] = 0.0 if not start <= step < end else peak * learning_rate_factor(
             step - start, train.warmup_steps, end - start, train.schedule, train.min_lr_ratio)
 
 
