@@ -27,15 +27,15 @@ def adaptor_init(self, encoder_dim, llm_dim, *args, **kwargs):
     self.char_head = nn.Sequential(nn.LayerNorm(llm_dim), nn.Linear(llm_dim, SLOTS * (len(CHARS) + 1)))
 A.Adaptor.__init__ = adaptor_init
 
-log_probs_fn = S.SpeechLLM.ctc_log_probs
-def ctc_log_probs(self, audio):
+logits_fn = S.SpeechLLM.ctc_logits
+def ctc_logits(self, audio):
     self._char_audio = audio  # B, A, H: the frames the token head reads
-    return log_probs_fn(self, audio)
-S.SpeechLLM.ctc_log_probs = ctc_log_probs
+    return logits_fn(self, audio)
+S.SpeechLLM.ctc_logits = ctc_logits
 
 loss_fn = S.SpeechLLM.ctc_loss
-def ctc_loss(self, log_probs, audio_lengths, texts):
-    loss = loss_fn(self, log_probs, audio_lengths, texts)
+def ctc_loss(self, logits, audio_lengths, texts):
+    loss = loss_fn(self, logits, audio_lengths, texts)
     if not self.training:
         return loss
     audio = self._char_audio

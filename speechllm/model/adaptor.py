@@ -79,14 +79,17 @@ class CTCHead(nn.Module):
         if self.spelling is not None:
             self.spelling.spell(texts, classes.device)
 
-    def forward(self, audio: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
-        """audio: B, A, H; embeddings: V, H (the classes' token embeddings) -> log-probabilities B, A, V+1."""
+    def logits(self, audio: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+        """audio: B, A, H; embeddings: V, H (the classes' token embeddings) -> logits B, A, V+1 (audio's dtype)."""
         if self.spelling is not None:
             embeddings = embeddings + self.spelling().to(embeddings.dtype)  # V, H
         classes = torch.cat([self.blank[None].to(embeddings.dtype), embeddings])  # V+1, H
         # the scale on the V+1 class vectors, not on the B x A x (V+1) logits: the same product, a fraction of the work
-        logits = audio @ (classes * self.log_scale.exp()).T.to(audio.dtype)  # B, A, V+1
-        return logits.float().log_softmax(-1)
+        return audio @ (classes * self.log_scale.exp()).T.to(audio.dtype)  # B, A, V+1
+
+    def forward(self, audio: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+        """audio: B, A, H; embeddings: V, H -> log-probabilities B, A, V+1 (float32)."""
+        return self.logits(audio, embeddings).float().log_softmax(-1)
 
 
 class Spelling(nn.Module):

@@ -20,6 +20,7 @@ from transformers import PreTrainedModel
 
 from speechllm.model import compression
 from speechllm.model.adaptor import Adaptor
+from speechllm.model.ctc_loss import ctc_loss_on_targets
 from speechllm.model.ctc_prefix import CTCPrefixScorer
 from speechllm.model.encoder import AudioEncoder
 
@@ -84,10 +85,14 @@ class SpeechLLM(nn.Module):
             states, lengths = self.encoder(features, frames)  # B, S, D_enc
         return self.adapt(states, lengths)  # B, S/4, H
 
+    def ctc_logits(self, audio: torch.Tensor) -> torch.Tensor:
+        """Adapted frames: B, A, H -> CTC logits over blank and the head's classes: B, A, V+1."""
+        embeddings = self.embed_tokens(self.adaptor.ctc.classes).detach()  # V, H: the LLM's own, never trained here
+        return self.adaptor.ctc.logits(audio, embeddings)
+
     def ctc_log_probs(self, audio: torch.Tensor) -> torch.Tensor:
         """Adapted frames: B, A, H -> CTC log-probabilities over blank and the head's classes: B, A, V+1."""
-        embeddings = self.embed_tokens(self.adaptor.ctc.classes).detach()  # V, H: the LLM's own, never trained here
-        return self.adaptor.ctc(audio, embeddings)
+        return self.ctc_logits(audio).float().log_softmax(-1)
 
     def to_llm_input(self, audio: torch.Tensor, lengths: torch.Tensor, log_probs: torch.Tensor | None = None
                      ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -155,12 +160,14 @@ class SpeechLLM(nn.Module):
         place = (predicted.cumsum(1) - 1)[predicted]  # N
         return losses, place
 
-    def ctc_loss(self, log_probs: torch.Tensor, audio_lengths: torch.Tensor, texts: list[list[int]]) -> torch.Tensor:
-        """Auxiliary CTC loss of the adapted frames' log-probabilities (B, A, V+1, `ctc_log_probs`) against the
-        texts, whose tokens are all among the head's classes. Mean over utterances of the per-token loss."""
+    def ctc_loss(self, logits: torch.Tensor, audio_lengths: torch.Tensor, texts: list[list[int]]) -> torch.Tensor:
+        """Auxiliary CTC loss of the adapted frames' CTC logits (B, A, V+1, `ctc_logits`) against the texts, whose
+        tokens are all among the head's classes. Mean over utterances of the per-token loss."""
         classes = self.adaptor.ctc.classes
-        # class index of each token (0 is blank)
-        return _ctc_loss(log_probs, audio_lengths, texts, lambda tokens: torch.searchsorted(classes, tokens) + 1)
+        tokens = torch.tensor([x for row in texts for x in row], dtype=torch.long, device=logits.device)
+        target_lengths = torch.tensor([len(row) for row in texts], device=logits.device)
+        # class index of each token (0 is blank); the loss walks only the classes the batch's texts use
+        return ctc_loss_on_targets(logits, audio_lengths, torch.searchsorted(classes, tokens) + 1, target_lengths)
 
     def byte_ctc_loss(self, audio: torch.Tensor, audio_lengths: torch.Tensor, spelled: list[list[int]]
                       ) -> torch.Tensor:
@@ -178,14 +185,15 @@ class SpeechLLM(nn.Module):
         bytes (`spelled`), that loss adds `byte_weight` x the byte head's."""
         with self.autocast():
             audio, audio_lengths = self.encode_frames(features, frames, encoded)  # B, A, H
-            log_probs = self.ctc_log_probs(audio) if ctc else None  # B, A, V+1
-            ctc_loss = None if log_probs is None else self.ctc_loss(log_probs, audio_lengths, texts)
+            logits = self.ctc_logits(audio) if ctc else None  # B, A, V+1
+            ctc_loss = None if logits is None else self.ctc_loss(logits, audio_lengths, texts)
             if ctc_loss is not None and spelled is not None and self.adaptor.byte_ctc is not None and byte_weight:
                 ctc_loss = ctc_loss + byte_weight * self.byte_ctc_loss(audio, audio_lengths, spelled)
             if not llm:
                 n_tokens = torch.tensor(sum(len(t) + 1 for t in texts), device=audio.device)
                 return audio.new_zeros(()).float(), n_tokens, ctc_loss
-            audio, audio_lengths = self.to_llm_input(audio, audio_lengths, log_probs)
+            log_probs = None if logits is None else logits.float().log_softmax(-1)  # B, A, V+1
+            audio, audio_lengths = self.to_llm_input(audio, audio_lengths, log_probs)  # B, K, H
             loss, n_tokens = self.loss(audio, audio_lengths, texts)
         return loss, n_tokens, ctc_loss
 

@@ -1,0 +1,56 @@
+"""The token CTC loss on the target classes (model/ctc_loss.py) against torch's CTC loss on the full log-softmax
+(docs/recognition.md section 23): seconds a CTC-only step of the recipe (batch 32), the same 25 batches replayed for
+each, alternating order over 4 rounds, one process.
+
+    python docs/recognition/ctc_targets_ab.py corpus30k/train_max5s.jsonl [key=value ...]
+"""
+
+import shutil
+import sys
+import time
+
+import torch
+
+from speechllm.config import load_config
+from speechllm.model import speech_llm as S
+from speechllm.training.loop import setup, train_step
+
+new = S.SpeechLLM.ctc_loss
+
+
+def old(self, logits, audio_lengths, texts):
+    classes = self.adaptor.ctc.classes
+    return S._ctc_loss(logits.float().log_softmax(-1), audio_lengths, texts,
+                       lambda tokens: torch.searchsorted(classes, tokens) + 1)
+
+
+shutil.rmtree("runs/ctc_targets_ab", ignore_errors=True)
+cfg = load_config("configs/offline-cpu.yaml", ["train.eval_wer_utterances=0", *sys.argv[2:]])
+run = setup(cfg, sys.argv[1], "runs/ctc_targets_ab", None, False, False)
+run.model.train()
+for _ in range(10):
+    train_step(run)
+fixed = [next(run.batches) for _ in range(25)]
+same = {}  # one batch, the same weights and dropout: the two losses and the adaptor's gradients
+for name, f in (("old", old), ("new", new)):
+    S.SpeechLLM.ctc_loss = f
+    run.model.zero_grad(set_to_none=True)
+    torch.manual_seed(0)
+    b = fixed[0]
+    _, _, ctc = run.model(b.features, b.frames, b.tokens, b.encoded, True, False, b.spelled, cfg.train.byte_ctc_weight)
+    ctc.backward()
+    same[name] = (float(ctc.detach()), torch.cat([p.grad.flatten() for p in run.trainable if p.grad is not None]))
+print("loss old / new", same["old"][0], same["new"][0], "gradient: relative difference",
+      float((same["old"][1] - same["new"][1]).norm() / same["old"][1].norm()))
+run.optimizer.zero_grad(set_to_none=True)
+res = {"old": [], "new": []}
+for rnd in range(4):
+    for name, f in (("old", old), ("new", new)) if rnd % 2 == 0 else (("new", new), ("old", old)):
+        S.SpeechLLM.ctc_loss = f
+        run.batches = iter(fixed)
+        t = time.perf_counter()
+        for _ in range(25):
+            train_step(run)
+        res[name].append((time.perf_counter() - t) / 25)
+print({k: [round(x, 4) for x in v] for k, v in res.items()})
+print("old/new", sum(res["old"]) / sum(res["new"]))
