@@ -209,8 +209,9 @@ class TrainConfig:
     ctc_only_batch_size: int = 0
     # Freeze the adaptor (and its CTC heads) once the LLM trains: its learning-rate schedule warms up and decays over
     # the CTC-only steps alone and is 0 from train.ctc_only_steps on, so the joint steps teach only the selected LLM
-    # tensors to read what the CTC phase taught (needs train.ctc_only_steps). false = one adaptor schedule over the
-    # whole run
+    # tensors to read what the CTC phase taught (needs train.ctc_only_steps). The joint steps then run the adaptor
+    # without autograd and skip its CTC losses (no ctc_loss in their metrics); train.grad_clip clips the LLM tensors'
+    # gradients alone. false = one adaptor schedule over the whole run
     freeze_adaptor_in_joint: bool = False
 
 

@@ -7,7 +7,8 @@ import torch
 from safetensors.torch import load_file
 
 from speechllm.cli import main
-from speechllm.config import TrainConfig
+from speechllm.config import TrainConfig, load_config
+from speechllm.model.build import build_speech_llm
 from speechllm.training.optim import make_optimizer, set_learning_rates
 from tests.conftest import tiny_overrides
 
@@ -54,6 +55,45 @@ def test_joint_steps_with_a_frozen_adaptor_train_the_llm_alone(tiny_models, tone
     assert all(torch.equal(weights["frozen"][k], weights["ctc_only"][k]) for k in adaptor)
     assert not all(torch.equal(weights["trained"][k], weights["ctc_only"][k]) for k in adaptor)
     assert not any(torch.equal(weights["frozen"][k], weights["ctc_only"][k]) for k in llm)
+    # frozen, the joint steps give the adaptor no gradient: AdamW counted only the CTC-only steps for its tensors
+    for name, adaptor_steps in (("frozen", 6), ("trained", 12)):
+        optimizer = torch.load(tmp_path / name / "checkpoint" / "trainer_state.pt", weights_only=False)["optimizer"]
+        counted = [int(optimizer["state"][i]["step"]) for i in optimizer["param_groups"][0]["params"]]
+        assert counted and set(counted) == {adaptor_steps}
+
+
+def test_a_frozen_adaptor_runs_without_autograd_and_the_llm_gets_the_same_gradients(tiny_models):
+    # adaptor_grad=False (the joint steps of train.freeze_adaptor_in_joint): no backward through the adaptor, and the
+    # LLM's tensors get the gradients they get when the adaptor runs with autograd (to float32 rounding: without
+    # autograd the adaptor's attention may take another kernel)
+    config = load_config("configs/tiny.yaml", tiny_overrides(*tiny_models) + ["model.compression=soft"])
+    model, tokenizer, _ = build_speech_llm(config.model, "cpu", ctc=True)
+    model.adaptor.ctc.classes = torch.arange(4, len(tokenizer))
+    model.eval()  # no dropout: both passes see the same adaptor output
+    llm = [p for name, p in model.llm.named_parameters() if "layers.0." in name or "layers.1." in name]
+    for p in llm:
+        p.requires_grad_(True)
+    torch.manual_seed(0)
+    features, frames, texts = torch.randn(2, 80, 160), torch.tensor([160, 90]), [[5, 6, 7], [8, 9]]
+    grads = {}
+    for adaptor_grad in (True, False):
+        model.zero_grad(set_to_none=True)
+        loss, _, ctc = model(features, frames, texts, ctc=False, adaptor_grad=adaptor_grad)
+        loss.backward()
+        grads[adaptor_grad] = (float(loss), [p.grad.clone() for p in llm],
+                               [p.grad for p in model.adaptor.parameters() if p.requires_grad])
+    assert grads[True][0] == pytest.approx(grads[False][0], rel=1e-6)
+    for a, b in zip(grads[True][1], grads[False][1]):
+        torch.testing.assert_close(a, b)
+    assert any(float(g.abs().sum()) > 0 for g in grads[True][1])
+    assert any(g is not None for g in grads[True][2]) and all(g is None for g in grads[False][2])
+
+
+def test_freezing_the_adaptor_without_llm_tensors_to_train_is_refused(tiny_models, tone_corpus, tmp_path, capsys):
+    code = main(["train", "--manifest", str(tone_corpus), "--config", "configs/tiny.yaml", "--output",
+                 str(tmp_path / "run"), "--quiet", *tiny_overrides(*tiny_models), "train.ctc_only_steps=2",
+                 "model.compression=soft", "train.freeze_adaptor_in_joint=true", "selection.strategy=none"])
+    assert code == 2 and "selection.strategy" in capsys.readouterr().err
 
 
 def test_freezing_the_adaptor_without_ctc_only_steps_is_refused(tiny_models, tone_corpus, tmp_path, capsys):

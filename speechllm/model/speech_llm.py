@@ -178,22 +178,24 @@ class SpeechLLM(nn.Module):
         return _ctc_loss(log_probs, audio_lengths * head.slots, spelled, lambda values: values + 1)  # byte b: b + 1
 
     def forward(self, features: torch.Tensor, frames: torch.Tensor, texts: list[list[int]], encoded: bool = False,
-                ctc: bool = False, llm: bool = True, spelled: list[list[int]] | None = None, byte_weight: float = 0.0
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+                ctc: bool = False, llm: bool = True, spelled: list[list[int]] | None = None, byte_weight: float = 0.0,
+                adaptor_grad: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Mean token cross entropy over predicted positions (0 without `llm`: the LLM is not run), the number of
         predicted tokens, and the auxiliary CTC loss (None without `ctc`); with a byte CTC head and the transcripts'
-        bytes (`spelled`), that loss adds `byte_weight` x the byte head's."""
+        bytes (`spelled`), that loss adds `byte_weight` x the byte head's. Without `adaptor_grad` the adaptor runs
+        without autograd (a frozen adaptor: no backward through it, only the LLM's tensors get gradients)."""
         with self.autocast():
-            audio, audio_lengths = self.encode_frames(features, frames, encoded)  # B, A, H
-            logits = self.ctc_logits(audio) if ctc else None  # B, A, V+1
-            ctc_loss = None if logits is None else self.ctc_loss(logits, audio_lengths, texts)
-            if ctc_loss is not None and spelled is not None and self.adaptor.byte_ctc is not None and byte_weight:
-                ctc_loss = ctc_loss + byte_weight * self.byte_ctc_loss(audio, audio_lengths, spelled)
-            if not llm:
-                n_tokens = torch.tensor(sum(len(t) + 1 for t in texts), device=audio.device)
-                return audio.new_zeros(()).float(), n_tokens, ctc_loss
-            log_probs = None if logits is None else logits.float().log_softmax(-1)  # B, A, V+1
-            audio, audio_lengths = self.to_llm_input(audio, audio_lengths, log_probs)  # B, K, H
+            with torch.set_grad_enabled(adaptor_grad and torch.is_grad_enabled()):
+                audio, audio_lengths = self.encode_frames(features, frames, encoded)  # B, A, H
+                logits = self.ctc_logits(audio) if ctc else None  # B, A, V+1
+                ctc_loss = None if logits is None else self.ctc_loss(logits, audio_lengths, texts)
+                if ctc_loss is not None and spelled is not None and self.adaptor.byte_ctc is not None and byte_weight:
+                    ctc_loss = ctc_loss + byte_weight * self.byte_ctc_loss(audio, audio_lengths, spelled)
+                if not llm:
+                    n_tokens = torch.tensor(sum(len(t) + 1 for t in texts), device=audio.device)
+                    return audio.new_zeros(()).float(), n_tokens, ctc_loss
+                log_probs = None if logits is None else logits.float().log_softmax(-1)  # B, A, V+1
+                audio, audio_lengths = self.to_llm_input(audio, audio_lengths, log_probs)  # B, K, H
             loss, n_tokens = self.loss(audio, audio_lengths, texts)
         return loss, n_tokens, ctc_loss
 

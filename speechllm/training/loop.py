@@ -104,6 +104,10 @@ def setup(config: Config, train_manifest: str | Path, output_dir: str | Path, de
     if config.train.freeze_adaptor_in_joint and config.train.ctc_only_steps == 0:
         raise ConfigError("train.freeze_adaptor_in_joint freezes the adaptor after the CTC-only steps, and this config "
                           "has none: set train.ctc_only_steps > 0 (or train.freeze_adaptor_in_joint=false)")
+    if config.train.freeze_adaptor_in_joint and config.selection.strategy == "none":
+        raise ConfigError("train.freeze_adaptor_in_joint leaves the joint steps only the LLM's tensors to train, and "
+                          "selection.strategy none selects none: choose a strategy (or train.freeze_adaptor_in_joint="
+                          "false)")
     accelerator = Accelerator(mixed_precision="fp16" if config.model.dtype == "float16" else "no",
                               cpu=not torch.cuda.is_available(),  # cpu: `accelerate launch` runs gloo processes
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=ctc_head)])
@@ -222,15 +226,18 @@ def train_step(run: Run) -> dict[str, float] | None:
     if not live:
         return None
     run_llm = state.step >= train.ctc_only_steps  # the first ctc_only_steps train the adaptor's CTC head alone
+    # train.freeze_adaptor_in_joint: in the joint steps the adaptor runs without autograd and its CTC losses (whose
+    # gradients reach only the adaptor) are not computed; only the LLM's tensors get gradients, and are clipped alone
+    adaptor_grad = not (run_llm and train.freeze_adaptor_in_joint)
     use_ctc = run.core.adaptor.ctc is not None and (not run_llm or train.ctc_weight > 0) and \
-        (not train.ctc_steps or state.step < train.ctc_steps)
+        (not train.ctc_steps or state.step < train.ctc_steps) and adaptor_grad
     step_tokens = float(tokens[live].sum())
     totals = {"loss": 0.0, "tokens": 0.0, "audio": 0.0, "ctc": 0.0}
     for k, i in enumerate(live):
         batch = micro[i].to(acc.device)
         with acc.no_sync(run.model) if k < len(live) - 1 else nullcontext():
             loss, n_tokens, ctc = run.model(batch.features, batch.frames, batch.tokens, batch.encoded, use_ctc,
-                                            run_llm, batch.spelled, train.byte_ctc_weight)
+                                            run_llm, batch.spelled, train.byte_ctc_weight, adaptor_grad)
             # Token-weighted over the whole step on all processes (DDP averages over processes): N processes and
             # any accumulation give the gradient of one big batch.
             objective = loss * n_tokens / step_tokens * acc.num_processes
