@@ -7,9 +7,9 @@ each, alternating order over 4 rounds, one process.
 
 import shutil
 import sys
-import time
 
 import torch
+from ab_timing import alternate, report
 
 from speechllm.config import load_config
 from speechllm.model import speech_llm as S
@@ -43,14 +43,6 @@ for name, f in (("old", old), ("new", new)):
 print("loss old / new", same["old"][0], same["new"][0], "gradient: relative difference",
       float((same["old"][1] - same["new"][1]).norm() / same["old"][1].norm()))
 run.optimizer.zero_grad(set_to_none=True)
-res = {"old": [], "new": []}
-for rnd in range(4):
-    for name, f in (("old", old), ("new", new)) if rnd % 2 == 0 else (("new", new), ("old", old)):
-        S.SpeechLLM.ctc_loss = f
-        run.batches = iter(fixed)
-        t = time.perf_counter()
-        for _ in range(25):
-            train_step(run)
-        res[name].append((time.perf_counter() - t) / 25)
-print({k: [round(x, 4) for x in v] for k, v in res.items()})
-print("old/new", sum(res["old"]) / sum(res["new"]))
+seconds = alternate(run, fixed, {"old": lambda: setattr(S.SpeechLLM, "ctc_loss", old),
+                                 "new": lambda: setattr(S.SpeechLLM, "ctc_loss", new)})
+report(seconds)

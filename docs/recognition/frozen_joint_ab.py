@@ -8,9 +8,9 @@ alternating order over 4 rounds, one process; and each variant's gradient norm b
 
 import shutil
 import sys
-import time
 
 import torch
+from ab_timing import alternate, report
 
 import speechllm.training.loop as loop
 from speechllm.config import load_config
@@ -21,26 +21,24 @@ run = loop.setup(cfg, sys.argv[1], "runs/frozen_joint_ab", None, False, False, i
 run.state.step = cfg.train.ctc_only_steps  # the first joint step: the adaptor's rate is 0 from here
 loop.joint_batches(run)
 run.model.train()
-norms: list[float] = []
+current: list[list[float]] = [[]]  # the gradient norms of the pass under way
 update = loop._apply_update
-loop._apply_update = lambda r, totals: norms.append(
+loop._apply_update = lambda r, totals: current[0].append(
     float(torch.stack([p.grad.float().norm() for p in r.trainable if p.grad is not None]).norm())) or update(r, totals)
 for _ in range(5):
     loop.train_step(run)
 fixed = [next(run.batches) for _ in range(25)]
-res: dict[str, list[float]] = {"before": [], "frozen": []}
-grad = {"before": [], "frozen": []}
-for rnd in range(4):
-    for name in ("before", "frozen") if rnd % 2 == 0 else ("frozen", "before"):
-        run.config.train.freeze_adaptor_in_joint = name == "frozen"  # train_step reads it; the schedule is made
-        run.state.step = cfg.train.ctc_only_steps
-        run.batches = iter(fixed)
-        norms.clear()
-        t = time.perf_counter()
-        for _ in range(25):
-            loop.train_step(run)
-        res[name].append((time.perf_counter() - t) / 25)
-        grad[name].extend(norms)
-print({k: [round(x, 4) for x in v] for k, v in res.items()})
-print("before/frozen", sum(res["before"]) / sum(res["frozen"]))
+passes: dict[str, list[list[float]]] = {"before": [], "frozen": []}
+
+
+def switch(name: str) -> None:
+    run.config.train.freeze_adaptor_in_joint = name == "frozen"  # train_step reads it; the schedule is made
+    run.state.step = cfg.train.ctc_only_steps
+    current[0] = []
+    passes[name].append(current[0])
+
+
+seconds = alternate(run, fixed, {"before": lambda: switch("before"), "frozen": lambda: switch("frozen")})
+report(seconds)
+grad = {k: [x for one in v for x in one] for k, v in passes.items()}
 print("median gradient norm before clipping", {k: sorted(v)[len(v) // 2] for k, v in grad.items()})
