@@ -5,15 +5,12 @@ each, alternating order over 4 rounds, one process.
     python docs/recognition/ctc_targets_ab.py corpus30k/train_max5s.jsonl [key=value ...]
 """
 
-import shutil
 import sys
 
 import torch
-from ab_timing import alternate, report
+from ab_timing import alternate, fresh_run, report
 
-from speechllm.config import load_config
 from speechllm.model import speech_llm as S
-from speechllm.training.loop import setup, train_step
 
 new = S.SpeechLLM.ctc_loss
 
@@ -24,13 +21,7 @@ def old(self, logits, audio_lengths, texts):
                        lambda tokens: torch.searchsorted(classes, tokens) + 1)
 
 
-shutil.rmtree("runs/ctc_targets_ab", ignore_errors=True)
-cfg = load_config("configs/offline-cpu.yaml", ["train.eval_wer_utterances=0", *sys.argv[2:]])
-run = setup(cfg, sys.argv[1], "runs/ctc_targets_ab", None, False, False)
-run.model.train()
-for _ in range(10):
-    train_step(run)
-fixed = [next(run.batches) for _ in range(25)]
+run, cfg, fixed = fresh_run("runs/ctc_targets_ab", sys.argv[1], sys.argv[2:])
 same = {}  # one batch, the same weights and dropout: the two losses and the adaptor's gradients
 for name, f in (("old", old), ("new", new)):
     S.SpeechLLM.ctc_loss = f

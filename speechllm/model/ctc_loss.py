@@ -50,7 +50,7 @@ def ctc_loss_on_targets(logits: torch.Tensor, lengths: torch.Tensor, targets: to
 
     logits: B, A, C (blank 0); lengths: B frames; targets: the concatenated class indices (> 0); target_lengths: B.
     """
-    batch, frames = logits.shape[:2]
+    frames = logits.shape[1]
     # the classes in play: blank (0, the smallest, so it stays column 0) and every target class, sorted
     columns, inverse = torch.unique(torch.cat([targets.new_zeros(1), targets]), return_inverse=True)  # K
     normalizer, picked = _NormalizerAndColumns.apply(logits, columns)
