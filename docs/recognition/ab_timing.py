@@ -8,16 +8,21 @@ from speechllm.config import load_config
 from speechllm.training.loop import setup, train_step
 
 
-def fresh_run(output: str, manifest: str, overrides: list[str], warm: int = 10, batches: int = 25):
-    """A new run of configs/offline-cpu.yaml (its CTC-only steps) in `output`, `warm` steps taken; the run, its config
-    and the next `batches` batches to replay."""
+def recipe_run(output: str, manifest: str, overrides: list[str], init: str | None = None):
+    """A new run of configs/offline-cpu.yaml in `output` (from `init`'s trained tensors if given), in training
+    mode; the run and its config."""
     shutil.rmtree(output, ignore_errors=True)
     cfg = load_config("configs/offline-cpu.yaml", ["train.eval_wer_utterances=0", *overrides])
-    run = setup(cfg, manifest, output, None, False, False)
+    run = setup(cfg, manifest, output, None, False, False, init=init)
     run.model.train()
+    return run, cfg
+
+
+def replay_batches(run, warm: int = 10, batches: int = 25) -> list:
+    """`warm` steps taken, then the next `batches` batches, to replay."""
     for _ in range(warm):
         train_step(run)
-    return run, cfg, [next(run.batches) for _ in range(batches)]
+    return [next(run.batches) for _ in range(batches)]
 
 
 def alternate(run, fixed: list, variants: dict, rounds: int = 4) -> dict[str, list[float]]:

@@ -8,7 +8,7 @@ Section 22's figures were measured before section 23 put the CTC loss on the bat
 import sys
 
 import torch
-from ab_timing import alternate, fresh_run, report
+from ab_timing import alternate, recipe_run, replay_batches, report
 
 from speechllm.model import adaptor as A
 
@@ -22,7 +22,8 @@ def old(self, audio, embeddings):
     return audio @ classes.T.to(audio.dtype) * self.log_scale.exp()
 
 
-run, cfg, fixed = fresh_run("runs/ctc_scale_ab", sys.argv[1], sys.argv[2:])
+run, cfg = recipe_run("runs/ctc_scale_ab", sys.argv[1], sys.argv[2:])
+fixed = replay_batches(run)
 seconds = alternate(run, fixed, {"old": lambda: setattr(A.CTCHead, "logits", old),
                                  "new": lambda: setattr(A.CTCHead, "logits", new)})
 report(seconds)

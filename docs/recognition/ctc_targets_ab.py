@@ -8,7 +8,7 @@ each, alternating order over 4 rounds, one process.
 import sys
 
 import torch
-from ab_timing import alternate, fresh_run, report
+from ab_timing import alternate, recipe_run, replay_batches, report
 
 from speechllm.model import speech_llm as S
 
@@ -21,7 +21,8 @@ def old(self, logits, audio_lengths, texts):
                        lambda tokens: torch.searchsorted(classes, tokens) + 1)
 
 
-run, cfg, fixed = fresh_run("runs/ctc_targets_ab", sys.argv[1], sys.argv[2:])
+run, cfg = recipe_run("runs/ctc_targets_ab", sys.argv[1], sys.argv[2:])
+fixed = replay_batches(run)
 same = {}  # one batch, the same weights and dropout: the two losses and the adaptor's gradients
 for name, f in (("old", old), ("new", new)):
     S.SpeechLLM.ctc_loss = f

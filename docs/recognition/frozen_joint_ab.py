@@ -6,28 +6,21 @@ alternating order over 4 rounds, one process; and each variant's gradient norm b
     python docs/recognition/frozen_joint_ab.py corpus30k/train_max5s.jsonl RUN [key=value ...]
 """
 
-import shutil
 import sys
 
 import torch
-from ab_timing import alternate, report
+from ab_timing import alternate, recipe_run, replay_batches, report
 
 import speechllm.training.loop as loop
-from speechllm.config import load_config
 
-shutil.rmtree("runs/frozen_joint_ab", ignore_errors=True)
-cfg = load_config("configs/offline-cpu.yaml", ["train.eval_wer_utterances=0", *sys.argv[3:]])
-run = loop.setup(cfg, sys.argv[1], "runs/frozen_joint_ab", None, False, False, init=sys.argv[2])
+run, cfg = recipe_run("runs/frozen_joint_ab", sys.argv[1], sys.argv[3:], init=sys.argv[2])
 run.state.step = cfg.train.ctc_only_steps  # the first joint step: the adaptor's rate is 0 from here
 loop.joint_batches(run)
-run.model.train()
 current: list[list[float]] = [[]]  # the gradient norms of the pass under way
 update = loop._apply_update
 loop._apply_update = lambda r, totals: current[0].append(
     float(torch.stack([p.grad.float().norm() for p in r.trainable if p.grad is not None]).norm())) or update(r, totals)
-for _ in range(5):
-    loop.train_step(run)
-fixed = [next(run.batches) for _ in range(25)]
+fixed = replay_batches(run, warm=5)
 passes: dict[str, list[list[float]]] = {"before": [], "frozen": []}
 
 

@@ -8,22 +8,16 @@ data.feature_cache_dir=... or train.ctc_only_batch_size=8 go after the manifest.
 under ./runs/profile_ctc_step.
 """
 
-import shutil
 import sys
 import time
 
+from ab_timing import recipe_run, replay_batches
 from torch.profiler import ProfilerActivity, profile
 
-from speechllm.config import load_config
-from speechllm.training.loop import setup, train_step
+from speechllm.training.loop import train_step
 
-manifest, overrides = sys.argv[1], sys.argv[2:]
-config = load_config("configs/offline-cpu.yaml", ["train.eval_wer_utterances=0", *overrides])
-shutil.rmtree("runs/profile_ctc_step", ignore_errors=True)
-run = setup(config, manifest, "runs/profile_ctc_step", None, False, False)
-run.model.train()
-for _ in range(10):
-    train_step(run)
+run, _ = recipe_run("runs/profile_ctc_step", sys.argv[1], sys.argv[2:])
+replay_batches(run, warm=10, batches=0)
 start = time.perf_counter()
 for _ in range(30):
     train_step(run)

@@ -16,8 +16,8 @@ from torch import nn
 
 class _NormalizerAndColumns(torch.autograd.Function):
     """logits: B, A, C (any float dtype); columns: K class indices -> the log-normalizer over all C classes: B, A,
-    and the K columns' logits: B, A, K, both in float32 (or the logits' dtype if wider). The backward writes the gradient in the logits' dtype, one
-    utterance at a time (an A x C float32 block stays in cache)."""
+    and the K columns' logits: B, A, K, both in float32 (or the logits' dtype if wider). The backward writes the
+    gradient in the logits' dtype, one utterance at a time (an A x C float32 block stays in cache)."""
 
     @staticmethod
     def forward(ctx, logits: torch.Tensor, columns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
