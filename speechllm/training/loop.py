@@ -312,7 +312,8 @@ def log_step(run: Run, window: dict[str, float], progress: Any) -> None:
         record["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     gap = {} if run.audio_gap is None else {"gap": f"{run.audio_gap:.3f}"}
     shown = record["loss"] if record["loss"] is not None else record.get("ctc_loss", 0.0)  # CTC-only steps: CTC
-    progress.set_postfix(loss=f"{shown:.3f}", lr=f"{record['lr_adaptor']:.1e}",
+    # both rates (adaptor / LLM): in CTC-only steps the LLM's is 0, with a frozen joint adaptor the adaptor's
+    progress.set_postfix(loss=f"{shown:.3f}", lr=f"{record['lr_adaptor']:.1e}/{record['lr_llm']:.1e}",
                          audio_s=f"{record['audio_s_per_s']:.0f}/s", **gap)
     _write(run, record)
 
