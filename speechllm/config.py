@@ -372,7 +372,24 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = (), b
         for key in reversed(keys[:-1]):
             nested = {key: nested}
         _apply(config, nested, "", "override")
+    check_consistency(config)
     return config
+
+
+def check_consistency(config: Config) -> None:
+    """Settings that are each valid but contradict one another (per-key checks happen in `_apply`)."""
+    train = config.train
+    ctc_head = config.model.compression != "none" or train.ctc_weight > 0
+    if train.byte_ctc_weight > 0 and not ctc_head:
+        raise ConfigError("train.byte_ctc_weight trains beside the token CTC loss, and this config has none: set "
+                          "train.ctc_weight > 0 or model.compression (or train.byte_ctc_weight=0)")
+    if train.freeze_adaptor_in_joint and train.ctc_only_steps == 0:
+        raise ConfigError("train.freeze_adaptor_in_joint freezes the adaptor after the CTC-only steps, and this config "
+                          "has none: set train.ctc_only_steps > 0 (or train.freeze_adaptor_in_joint=false)")
+    if train.freeze_adaptor_in_joint and config.selection.strategy == "none":
+        raise ConfigError("train.freeze_adaptor_in_joint leaves the joint steps only the LLM's tensors to train, and "
+                          "selection.strategy none selects none: choose a strategy (or train.freeze_adaptor_in_joint="
+                          "false)")
 
 
 def save_config(config: Config, path: str | Path) -> None:

@@ -80,3 +80,17 @@ def test_unreadable_values_and_files_are_config_errors(tmp_path):
         load_config(tmp_path / "audio.yaml")
     with pytest.raises(ConfigError, match="is a folder"):
         load_config(tmp_path)
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (["model.compression=none", "train.ctc_weight=0", "train.byte_ctc_weight=1"], "train.byte_ctc_weight"),
+    (["model.compression=soft", "train.ctc_only_steps=0", "train.freeze_adaptor_in_joint=true"],
+     "train.ctc_only_steps > 0"),
+    (["model.compression=soft", "train.ctc_only_steps=5", "train.freeze_adaptor_in_joint=true",
+      "selection.strategy=none"], "choose a strategy"),
+])
+def test_contradicting_settings_are_refused_when_the_config_loads(overrides, words):
+    # each setting is valid alone; together they are refused before any data or model loads
+    with pytest.raises(ConfigError, match=words):
+        load_config(None, overrides)
+    load_config(None, overrides[:-1])  # without the last one the same settings load

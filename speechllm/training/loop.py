@@ -21,9 +21,9 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from tqdm.auto import tqdm
 
-from speechllm.config import Config, save_config
+from speechllm.config import Config, check_consistency, save_config
 from speechllm.data.batching import Batch
-from speechllm.errors import ConfigError, TrainingError
+from speechllm.errors import TrainingError
 from speechllm.kappa.trainable import apply_selection, choose_trainable, trainable_state_dict
 from speechllm.model.build import build_speech_llm
 from speechllm.model.checkpoint import restore_trained, save_checkpoint
@@ -97,17 +97,8 @@ def setup(config: Config, train_manifest: str | Path, output_dir: str | Path, de
     # Precision is the model's own autocast (model.dtype); Accelerate adds loss scaling for float16.
     # With a CTC head some trained tensors get no gradient in some steps (the LLM's in CTC-only steps, the head's
     # without a CTC loss): DDP must be told, or it waits for them.
+    check_consistency(config)  # a config built in code has not been through load_config
     ctc_head = config.model.compression != "none" or config.train.ctc_weight > 0
-    if config.train.byte_ctc_weight > 0 and not ctc_head:
-        raise ConfigError("train.byte_ctc_weight trains beside the token CTC loss, and this config has none: set "
-                          "train.ctc_weight > 0 or model.compression (or train.byte_ctc_weight=0)")
-    if config.train.freeze_adaptor_in_joint and config.train.ctc_only_steps == 0:
-        raise ConfigError("train.freeze_adaptor_in_joint freezes the adaptor after the CTC-only steps, and this config "
-                          "has none: set train.ctc_only_steps > 0 (or train.freeze_adaptor_in_joint=false)")
-    if config.train.freeze_adaptor_in_joint and config.selection.strategy == "none":
-        raise ConfigError("train.freeze_adaptor_in_joint leaves the joint steps only the LLM's tensors to train, and "
-                          "selection.strategy none selects none: choose a strategy (or train.freeze_adaptor_in_joint="
-                          "false)")
     accelerator = Accelerator(mixed_precision="fp16" if config.model.dtype == "float16" else "no",
                               cpu=not torch.cuda.is_available(),  # cpu: `accelerate launch` runs gloo processes
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=ctc_head)])
