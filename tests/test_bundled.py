@@ -248,6 +248,7 @@ def test_conversion_is_cached_and_atomic(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
     def convert(source: Path, out: Path) -> None:
         calls.append(source)
+        torch.rand(3)  # as building a model to copy weights into does
         (out / "weights.txt").write_text("ok")
         if len(calls) == 1:
             raise KeyboardInterrupt  # a conversion killed half-way leaves nothing behind
@@ -257,7 +258,11 @@ def test_conversion_is_cached_and_atomic(monkeypatch: pytest.MonkeyPatch, tmp_pa
         resolve_bundled("bundled:fake", cache_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
     monkeypatch.setenv("SPEECHLLM_CACHE", str(tmp_path))
+    torch.manual_seed(0)
     folder = resolve_bundled("bundled:fake")
+    converted = torch.rand(2)
+    torch.manual_seed(0)
+    assert torch.equal(converted, torch.rand(2))  # converting left the global RNG as it found it
     assert folder == tmp_path / "fake" and (folder / "weights.txt").read_text() == "ok"
     assert resolve_bundled("bundled:fake") == folder and len(calls) == 2  # second call: from the cache
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fake"]
@@ -296,7 +301,9 @@ def test_whisper_base_converts_strictly(tmp_path: Path) -> None:
     from transformers import WhisperFeatureExtractor, WhisperTokenizerFast
 
     start = time.perf_counter()
+    rng = torch.random.get_rng_state()
     folder = resolve_bundled("bundled:whisper-base", cache_dir=tmp_path)
+    assert torch.equal(torch.random.get_rng_state(), rng)  # a seeded run is the same on a cold cache as on a warm one
     logger.info("whisper-base conversion: %.1f s", time.perf_counter() - start)
     stamp = (folder / "model.safetensors").stat().st_mtime_ns
     assert resolve_bundled("bundled:whisper-base", cache_dir=tmp_path) == folder

@@ -125,7 +125,10 @@ def resolve_bundled(source: str, cache_dir: str | Path | None = None) -> Path:
     try:
         start = time.perf_counter()
         logger.info("converting %s into %s (once)", source, final)
-        _convert(model, files, tmp)
+        # a conversion builds models (random initialisation before the weights are copied in): with the global RNG
+        # left as it was, a seeded run does the same on a cold model cache as on a warm one
+        with torch.random.fork_rng(devices=[]):
+            _convert(model, files, tmp)
         (tmp / _MARKER).write_text(json.dumps(marker, indent=1))
         for path in tmp.iterdir():  # some writers create private files; the cache may be shared
             path.chmod(0o755 if path.is_dir() else 0o644)
