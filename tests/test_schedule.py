@@ -100,3 +100,18 @@ def test_freezing_the_adaptor_without_ctc_only_steps_is_refused(tiny_models, ton
     code = main(["train", "--manifest", str(tone_corpus), "--config", "configs/tiny.yaml", "--output",
                  str(tmp_path / "run"), "--quiet", *tiny_overrides(*tiny_models), "train.freeze_adaptor_in_joint=true"])
     assert code == 2 and "train.ctc_only_steps" in capsys.readouterr().err
+
+
+def test_a_frozen_adaptor_keeps_its_dropout_in_training_mode(tiny_models):
+    # the joint steps' frozen adaptor still drops and masks (measured to regularize the LLM's tensors,
+    # docs/recognition.md section 25): in training mode two passes over the same batch differ, in eval mode they do not
+    config = load_config("configs/tiny.yaml", tiny_overrides(*tiny_models) + ["model.compression=soft",
+                                                                              "model.adaptor_dropout=0.3"])
+    model, tokenizer, _ = build_speech_llm(config.model, "cpu", ctc=True)
+    model.adaptor.ctc.classes = torch.arange(4, len(tokenizer))
+    features, frames, texts = torch.randn(2, 80, 160), torch.tensor([160, 90]), [[5, 6, 7], [8, 9]]
+    for training in (True, False):
+        model.train(training)
+        with torch.no_grad():
+            losses = [float(model(features, frames, texts, ctc=False, adaptor_grad=False)[0]) for _ in range(2)]
+        assert (losses[0] != losses[1]) == training
