@@ -255,6 +255,11 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @property
+    def ctc_head(self) -> bool:
+        """Whether the adaptor has a CTC head: CTC compression cuts segments with it, train.ctc_weight trains it."""
+        return self.model.compression != "none" or self.train.ctc_weight > 0
+
 
 _CHOICES = {
     "model.encoder_mode": ("trim", "pad30"),
@@ -380,8 +385,7 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = (), b
 def check_consistency(config: Config) -> None:
     """Settings that are each valid but contradict one another (per-key checks happen in `_apply`)."""
     train = config.train
-    ctc_head = config.model.compression != "none" or train.ctc_weight > 0
-    if train.byte_ctc_weight > 0 and not ctc_head:
+    if train.byte_ctc_weight > 0 and not config.ctc_head:
         raise ConfigError("train.byte_ctc_weight trains beside the token CTC loss, and this config has none: set "
                           "train.ctc_weight > 0 or model.compression (or train.byte_ctc_weight=0)")
     if train.freeze_adaptor_in_joint and train.ctc_only_steps == 0:

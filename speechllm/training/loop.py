@@ -94,11 +94,11 @@ def setup(config: Config, train_manifest: str | Path, output_dir: str | Path, de
     with `init` starts from that run's trained tensors."""
     output = Path(output_dir)
     saved = open_run(output, config, resume)
+    check_consistency(config)  # a config built in code has not been through load_config
     # Precision is the model's own autocast (model.dtype); Accelerate adds loss scaling for float16.
     # With a CTC head some trained tensors get no gradient in some steps (the LLM's in CTC-only steps, the head's
     # without a CTC loss): DDP must be told, or it waits for them.
-    check_consistency(config)  # a config built in code has not been through load_config
-    ctc_head = config.model.compression != "none" or config.train.ctc_weight > 0
+    ctc_head = config.ctc_head
     accelerator = Accelerator(mixed_precision="fp16" if config.model.dtype == "float16" else "no",
                               cpu=not torch.cuda.is_available(),  # cpu: `accelerate launch` runs gloo processes
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=ctc_head)])
