@@ -6,6 +6,10 @@ the interval is that of the difference on this split's kind of speech, not of ei
 holds 0 says the split does not tell the two apart.
 
     python docs/recognition/paired_wer.py a.predictions.jsonl b.predictions.jsonl [--resamples 10000] [--json out.json]
+
+More pairs (`a1 b1 a2 b2 ...`, e.g. the two arms of a comparison run from two starts) are pooled: the utterances
+of all pairs are resampled together, each paired within its own pair. The interval is then that of utterances with the starts fixed; it
+does not measure the spread between starts.
 """
 
 from __future__ import annotations
@@ -45,17 +49,24 @@ def paired(a: dict, b: dict, resamples: int, seed: int = 0) -> dict[str, dict[st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("a", type=Path)
-    parser.add_argument("b", type=Path)
+    parser.add_argument("files", type=Path, nargs="+", metavar="A B", help="a.predictions.jsonl b.predictions.jsonl, "
+                        "and more pairs to pool")
     parser.add_argument("--resamples", type=int, default=10000)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    result = paired(word_errors(args.a), word_errors(args.b), args.resamples)
+    if len(args.files) % 2:
+        parser.error(f"give the files in pairs (a b [a2 b2 ...]); got {len(args.files)}")
+    a, b = {}, {}
+    for k in range(0, len(args.files), 2):  # pair k // 2's utterances, keyed apart from the other pairs'
+        for side, path in ((a, args.files[k]), (b, args.files[k + 1])):
+            side.update({(k // 2, i): v for i, v in word_errors(path).items()})
+    result = paired(a, b, args.resamples)
     for language, r in result.items():
         print(f"{language}: {r['wer_a']:.2f} -> {r['wer_b']:.2f} ({r['b_minus_a']:+.2f} points, 95% "
               f"[{r['ci95'][0]:+.2f}, {r['ci95'][1]:+.2f}], b better in {100 * r['b_better_in']:.1f}% of resamples)")
     if args.json:
-        args.json.write_text(json.dumps({"a": str(args.a), "b": str(args.b), **result}, indent=1) + "\n")
+        pairs = [[str(x), str(y)] for x, y in zip(args.files[::2], args.files[1::2])]
+        args.json.write_text(json.dumps({"pairs": pairs, **result}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
