@@ -122,7 +122,7 @@ def load_trained(checkpoint: str | Path, device: torch.device | str = "cpu", ove
     if overrides:  # e.g. decode.num_beams=4; model sources may be redirected to local copies
         config = load_config(None, overrides, base=config)
     model, tokenizer, logmel = build_speech_llm(config.model, device, seed=config.train.seed,
-                                                ctc=config.train.ctc_weight > 0,  # compression adds its own head
+                                                ctc=config.ctc_head,
                                                 byte_ctc=config.train.byte_ctc_weight > 0)
     restore_trained(model, selection, weights)
     model.eval()
