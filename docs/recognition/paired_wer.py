@@ -8,8 +8,8 @@ holds 0 says the split does not tell the two apart.
     python docs/recognition/paired_wer.py a.predictions.jsonl b.predictions.jsonl [--resamples 10000] [--json out.json]
 
 More pairs (`a1 b1 a2 b2 ...`, e.g. the two arms of a comparison run from two starts) are pooled: the utterances
-of all pairs are resampled together, each paired within its own pair. The interval is then that of utterances with the starts fixed; it
-does not measure the spread between starts.
+of all pairs are resampled together, each paired within its own pair. The interval is then that of utterances with
+the starts fixed; it does not measure the spread between starts.
 """
 
 from __future__ import annotations
