@@ -56,17 +56,17 @@ def main() -> None:
     args = parser.parse_args()
     if len(args.files) % 2:
         parser.error(f"give the files in pairs (a b [a2 b2 ...]); got {len(args.files)}")
+    pairs = list(zip(args.files[::2], args.files[1::2]))
     a, b = {}, {}
-    for k in range(0, len(args.files), 2):  # pair k // 2's utterances, keyed apart from the other pairs'
-        for side, path in ((a, args.files[k]), (b, args.files[k + 1])):
-            side.update({(k // 2, i): v for i, v in word_errors(path).items()})
+    for k, pair in enumerate(pairs):  # pair k's utterances, keyed apart from the other pairs'
+        for side, path in zip((a, b), pair):
+            side.update({(k, i): v for i, v in word_errors(path).items()})
     result = paired(a, b, args.resamples)
     for language, r in result.items():
         print(f"{language}: {r['wer_a']:.2f} -> {r['wer_b']:.2f} ({r['b_minus_a']:+.2f} points, 95% "
               f"[{r['ci95'][0]:+.2f}, {r['ci95'][1]:+.2f}], b better in {100 * r['b_better_in']:.1f}% of resamples)")
     if args.json:
-        pairs = [[str(x), str(y)] for x, y in zip(args.files[::2], args.files[1::2])]
-        args.json.write_text(json.dumps({"pairs": pairs, **result}, indent=1) + "\n")
+        args.json.write_text(json.dumps({"pairs": [[str(x), str(y)] for x, y in pairs], **result}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
