@@ -214,6 +214,11 @@ class TrainConfig:
     # gradients alone. The frozen adaptor keeps its dropout and time masks: they regularize the LLM's tensors (eval mode
     # there is +0.85 dev300 WER points, docs/recognition.md section 25). false = one adaptor schedule over the whole run
     freeze_adaptor_in_joint: bool = False
+    # With --init: take only the adaptor (and its CTC heads) from that run, and start the LLM's selected tensors as
+    # pretrained: a new joint phase on another run's adaptor. With train.freeze_adaptor_in_joint and no CTC-only
+    # steps the adaptor stays frozen throughout. A recipe run with the adaptor frozen in its joint phase (the shipped
+    # checkpoint) holds the very adaptor its CTC-only phase ended with, so this restarts its joint phase (the demo)
+    init_adaptor_only: bool = False
 
 
 @dataclass
@@ -388,9 +393,10 @@ def check_consistency(config: Config) -> None:
     if train.byte_ctc_weight > 0 and not config.ctc_head:
         raise ConfigError("train.byte_ctc_weight trains beside the token CTC loss, and this config has none: set "
                           "train.ctc_weight > 0 or model.compression (or train.byte_ctc_weight=0)")
-    if train.freeze_adaptor_in_joint and train.ctc_only_steps == 0:
+    if train.freeze_adaptor_in_joint and train.ctc_only_steps == 0 and not train.init_adaptor_only:
         raise ConfigError("train.freeze_adaptor_in_joint freezes the adaptor after the CTC-only steps, and this config "
-                          "has none: set train.ctc_only_steps > 0 (or train.freeze_adaptor_in_joint=false)")
+                          "has none: set train.ctc_only_steps > 0, or train.init_adaptor_only=true to train on the adaptor of an --init "
+                          "run (or train.freeze_adaptor_in_joint=false)")
     if train.freeze_adaptor_in_joint and config.selection.strategy == "none":
         raise ConfigError("train.freeze_adaptor_in_joint leaves the joint steps only the LLM's tensors to train, and "
                           "selection.strategy none selects none: choose a strategy (or train.freeze_adaptor_in_joint="

@@ -85,7 +85,7 @@ def test_unreadable_values_and_files_are_config_errors(tmp_path):
 @pytest.mark.parametrize("overrides, words", [
     (["model.compression=none", "train.ctc_weight=0", "train.byte_ctc_weight=1"], "train.byte_ctc_weight"),
     (["model.compression=soft", "train.ctc_only_steps=0", "train.freeze_adaptor_in_joint=true"],
-     "train.ctc_only_steps > 0"),
+     "train.ctc_only_steps > 0, or train.init_adaptor_only"),
     (["model.compression=soft", "train.ctc_only_steps=5", "train.freeze_adaptor_in_joint=true",
       "selection.strategy=none"], "choose a strategy"),
 ])

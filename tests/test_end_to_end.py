@@ -170,6 +170,45 @@ def test_an_adaptor_only_run_starts_runs_of_any_selection(tiny_models, tone_corp
                  "selection.strategy=none"]) == 2  # a run that trained LLM tensors seeds only its own selection
 
 
+def test_init_adaptor_only_restarts_the_joint_phase_on_another_runs_adaptor(tiny_models, tone_corpus, tmp_path,
+                                                                            monkeypatch, capsys):
+    # train.init_adaptor_only (the demo on the shipped checkpoint): the --init run's adaptor and CTC head, frozen
+    # throughout with train.freeze_adaptor_in_joint; its trained LLM tensors are not taken, this run's start pretrained
+    from safetensors.torch import load_file
+
+    from speechllm.config import load_config
+    from speechllm.model.build import build_speech_llm
+
+    monkeypatch.setenv("SPEECHLLM_CACHE", str(tmp_path / "cache"))
+    args = ["train", "--manifest", str(tone_corpus), "--config", "configs/tiny.yaml", "--quiet"]
+    settings = [*tiny_overrides(*tiny_models), "model.compression=soft", "train.warmup_steps=1"]
+    first = tmp_path / "recipe"
+    assert main([*args, "--output", str(first), *settings, "train.max_steps=4", "train.ctc_only_steps=2",
+                 "train.lr_llm=0.01"]) == 0
+    recipe = load_file(str(first / "checkpoint" / "trainable.safetensors"))
+    pretrained = dict(build_speech_llm(load_config("configs/tiny.yaml", settings).model, "cpu", seed=0)[0]
+                      .llm.named_parameters())
+    trained_llm = {k for k, t in recipe.items() if k.startswith("llm.")
+                   and not torch.equal(t, pretrained[k.removeprefix("llm.")].float())}
+    assert trained_llm  # the first run moved its LLM tensors
+    mine = ["train.init_adaptor_only=true", "train.freeze_adaptor_in_joint=true", "train.ctc_only_steps=0"]
+    run = tmp_path / "again"
+    assert main([*args, "--output", str(run), "--init", str(first), *settings, *mine, "train.max_steps=3",
+                 "train.lr_llm=0.01", "train.lr_adaptor=0.01"]) == 0
+    again = load_file(str(run / "checkpoint" / "trainable.safetensors"))
+    adaptor = [k for k in recipe if k.startswith("adaptor.")]
+    assert adaptor and all(torch.equal(again[k], recipe[k]) for k in adaptor)  # taken, and frozen all 3 steps
+    for name in trained_llm:  # trained again, from pretrained rather than from the first run's values
+        assert not torch.equal(again[name], recipe[name]), name
+    assert main([*args, "--output", str(tmp_path / "start"), "--init", str(first), *settings, *mine,
+                 "train.max_steps=1", "train.lr_llm=0"]) == 0
+    start = load_file(str(tmp_path / "start" / "checkpoint" / "trainable.safetensors"))
+    assert all(torch.equal(start[k], pretrained[k.removeprefix("llm.")].float()) for k in trained_llm)
+    capsys.readouterr()
+    assert main([*args, "--output", str(tmp_path / "none"), *settings, *mine]) == 2  # no --init: refused
+    assert "pass --init RUN" in capsys.readouterr().err
+
+
 def test_an_exported_bfloat16_checkpoint_starts_a_run_with_the_rounded_tensors(tiny_models, tone_corpus, tmp_path,
                                                                                 monkeypatch):
     # the shipped demo checkpoint is such an export: half the bytes, and --init and inference read it as float32

@@ -95,6 +95,9 @@ def setup(config: Config, train_manifest: str | Path, output_dir: str | Path, de
     output = Path(output_dir)
     saved = open_run(output, config, resume)
     check_consistency(config)  # a config built in code has not been through load_config
+    if config.train.init_adaptor_only and saved is None and init is None:
+        raise TrainingError("train.init_adaptor_only takes the adaptor of the run given with --init, and none was "
+                            "given: pass --init RUN (or train.init_adaptor_only=false)")
     # Precision is the model's own autocast (model.dtype); Accelerate adds loss scaling for float16.
     # With a CTC head some trained tensors get no gradient in some steps (the LLM's in CTC-only steps, the head's
     # without a CTC loss): DDP must be told, or it waits for them.

@@ -84,6 +84,9 @@ def start_from(model: Any, config: Config, selection: dict[str, Any], init: str 
     differ = differences(config, init_config, ("model",), ignore=("dtype", "attn_implementation"))
     if differ:
         raise TrainingError(f"--init {init}: that run's model differs in {differ}; use its model settings")
+    if config.train.init_adaptor_only:  # its adaptor alone: the LLM's tensors start as pretrained
+        weights = {name: tensor for name, tensor in weights.items() if name.startswith("adaptor.")}
+        init_selection = {"llm_tensors": []}
     # A run that trained the adaptor alone (e.g. a CTC-only phase) holds adaptor tensors only and left the LLM as
     # pretrained, so any selection can start from it: this is how runs of different strategies share one warm-up.
     adaptor_only = init_selection == {"llm_tensors": []}
