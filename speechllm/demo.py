@@ -24,6 +24,7 @@ from typing import Any
 from speechllm.config import load_config
 from speechllm.data.manifest import read_manifest
 from speechllm.data.synth import build_corpus
+from speechllm.errors import ConfigError
 from speechllm.evaluation.evaluate import evaluate_baseline, evaluate_checkpoint, evaluate_model
 from speechllm.model.build import build_speech_llm
 from speechllm.model.checkpoint import LATEST, find_checkpoint
@@ -49,6 +50,10 @@ def run_demo(output: str | Path = "demo", config_path: str | Path = "configs/off
     check_model_sources(config.model)
     if init is not None:
         find_checkpoint(init)  # a missing shipped checkpoint is named before minutes of work
+    elif config.train.init_adaptor_only:
+        raise ConfigError(f"{config_path} trains on the shipped checkpoint's adaptor (train.init_adaptor_only), and "
+                          "--from-scratch starts from a random one: give a config that learns from scratch, e.g. "
+                          "--config configs/offline-cpu.yaml")
     if baseline:
         check_source(baseline, "Whisper model")
     output = Path(output)

@@ -74,3 +74,12 @@ def test_demo_without_init_adaptor_only_starts_from_the_whole_shipped_checkpoint
                             init="shipped", show_progress=False)
     assert not [c for c in calls if c[0] == "start_from"]
     assert list(reports) == ["before (shipped)", "after training", "after, unseen voices"]
+
+
+def test_demo_from_scratch_refuses_a_config_that_needs_the_shipped_adaptor(tmp_path, monkeypatch):
+    from speechllm.errors import ConfigError
+
+    demo, calls = _fake_demo(tmp_path, monkeypatch)
+    with pytest.raises(ConfigError, match="--config configs/offline-cpu.yaml"):
+        demo.run_demo(tmp_path, init=None, show_progress=False)
+    assert not calls  # refused before any work
