@@ -29,7 +29,7 @@ def test_brief_training_on_the_bundled_models_listens(tmp_path):
         "selection.strategy=none", "model.dtype=float32", "data.max_text_tokens=64", "train.ctc_weight=0",
         "train.byte_ctc_weight=0", "train.lr_adaptor=1e-3", "train.max_steps=40", "train.warmup_steps=10",
         "train.schedule=constant", "train.eval_every=0", "train.save_every=0", "train.eval_wer_utterances=0",
-        "train.log_every=20",
+        "train.log_every=20", "train.init_adaptor_only=false", "train.freeze_adaptor_in_joint=false",
         "data.feature_cache=true", f"data.feature_cache_dir={tmp_path / 'features'}"])
     run = train(config, corpus["train"], tmp_path / "run", dev_manifest=corpus["train"], show_progress=False)
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

@@ -18,6 +18,8 @@ from tests.conftest import tiny_overrides, write_tone_corpus
 logger = logging.getLogger(__name__)
 
 BF16_RUN = ["model.dtype=bfloat16", "train.max_steps=3", "train.lr_llm=1e-5", "train.warmup_steps=0",
+            # from scratch (the demo config's own start is the shipped adaptor)
+            "train.init_adaptor_only=false", "train.freeze_adaptor_in_joint=false",
             "train.schedule=constant", "selection.num_tensors=4", "train.log_every=1", "train.eval_every=0",
             "train.save_every=0"]
 
