@@ -395,8 +395,8 @@ def check_consistency(config: Config) -> None:
                           "train.ctc_weight > 0 or model.compression (or train.byte_ctc_weight=0)")
     if train.freeze_adaptor_in_joint and train.ctc_only_steps == 0 and not train.init_adaptor_only:
         raise ConfigError("train.freeze_adaptor_in_joint freezes the adaptor after the CTC-only steps, and this config "
-                          "has none: set train.ctc_only_steps > 0, or train.init_adaptor_only=true to train on the adaptor of an --init "
-                          "run (or train.freeze_adaptor_in_joint=false)")
+                          "has none: set train.ctc_only_steps > 0, or train.init_adaptor_only=true to train on the "
+                          "adaptor of an --init run (or train.freeze_adaptor_in_joint=false)")
     if train.freeze_adaptor_in_joint and config.selection.strategy == "none":
         raise ConfigError("train.freeze_adaptor_in_joint leaves the joint steps only the LLM's tensors to train, and "
                           "selection.strategy none selects none: choose a strategy (or train.freeze_adaptor_in_joint="

@@ -70,8 +70,8 @@ def test_demo_scores_the_shipped_checkpoint_with_its_own_decode_settings(tmp_pat
 
 def test_demo_without_init_adaptor_only_starts_from_the_whole_shipped_checkpoint(tmp_path, monkeypatch):
     demo, calls = _fake_demo(tmp_path, monkeypatch)
-    reports = demo.run_demo(tmp_path, overrides=["train.init_adaptor_only=false", "train.freeze_adaptor_in_joint=false"],
-                            init="shipped", show_progress=False)
+    overrides = ["train.init_adaptor_only=false", "train.freeze_adaptor_in_joint=false"]
+    reports = demo.run_demo(tmp_path, overrides=overrides, init="shipped", show_progress=False)
     assert not [c for c in calls if c[0] == "start_from"]
     assert list(reports) == ["before (shipped)", "after training", "after, unseen voices"]
 

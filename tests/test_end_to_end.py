@@ -116,13 +116,28 @@ def test_dev_evaluation_scores_the_ctc_head_in_eval_mode(tiny_models, tone_corpu
     assert modes and not any(modes), modes
 
 
+def _init_runs(tiny_models, tone_corpus, tmp_path, monkeypatch):
+    """The train command and the settings the --init tests share (tiny models, CTC compression, their own model
+    cache)."""
+    monkeypatch.setenv("SPEECHLLM_CACHE", str(tmp_path / "cache"))
+    args = ["train", "--manifest", str(tone_corpus), "--config", "configs/tiny.yaml", "--quiet"]
+    return args, [*tiny_overrides(*tiny_models), "model.compression=soft", "train.warmup_steps=1"]
+
+
+def _pretrained_llm(settings):
+    """The tiny LLM's tensors as built from these settings, before any training: name -> tensor."""
+    from speechllm.config import load_config
+    from speechllm.model.build import build_speech_llm
+
+    return dict(build_speech_llm(load_config("configs/tiny.yaml", settings).model, "cpu", seed=0)[0]
+                .llm.named_parameters())
+
+
 def test_a_new_run_starts_from_another_runs_trained_tensors(tiny_models, tone_corpus, tmp_path, monkeypatch):
     # --init: the CTC-only run's adaptor, CTC head (with its classes) and LLM tensors are where the new run starts
     from safetensors.torch import load_file
 
-    monkeypatch.setenv("SPEECHLLM_CACHE", str(tmp_path / "cache"))
-    args = ["train", "--manifest", str(tone_corpus), "--config", "configs/tiny.yaml", "--quiet"]
-    settings = [*tiny_overrides(*tiny_models), "model.compression=soft", "train.warmup_steps=1"]
+    args, settings = _init_runs(tiny_models, tone_corpus, tmp_path, monkeypatch)
     first, second = tmp_path / "ctc", tmp_path / "joint"
     assert main([*args, "--output", str(first), *settings, "train.max_steps=3", "train.ctc_only_steps=3"]) == 0
     assert main([*args, "--output", str(second), "--init", str(first), *settings, "train.max_steps=1",
@@ -142,19 +157,13 @@ def test_an_adaptor_only_run_starts_runs_of_any_selection(tiny_models, tone_corp
     # its adaptor and CTC head, and its own LLM tensors start as pretrained
     from safetensors.torch import load_file
 
-    from speechllm.config import load_config
-    from speechllm.model.build import build_speech_llm
-
-    monkeypatch.setenv("SPEECHLLM_CACHE", str(tmp_path / "cache"))
-    args = ["train", "--manifest", str(tone_corpus), "--config", "configs/tiny.yaml", "--quiet"]
-    settings = [*tiny_overrides(*tiny_models), "model.compression=soft", "train.warmup_steps=1"]
+    args, settings = _init_runs(tiny_models, tone_corpus, tmp_path, monkeypatch)
     base = tmp_path / "base"
     assert main([*args, "--output", str(base), *settings, "selection.strategy=none", "train.max_steps=3",
                  "train.ctc_only_steps=3"]) == 0
     warm = load_file(str(base / "checkpoint" / "trainable.safetensors"))
     assert warm and all(k.startswith("adaptor.") for k in warm)
-    pretrained = dict(build_speech_llm(load_config("configs/tiny.yaml", settings).model, "cpu", seed=0)[0]
-                      .llm.named_parameters())
+    pretrained = _pretrained_llm(settings)
     for strategy in ("lowest", "lora"):
         run = tmp_path / strategy
         assert main([*args, "--output", str(run), "--init", str(base), *settings, f"selection.strategy={strategy}",
@@ -176,18 +185,12 @@ def test_init_adaptor_only_restarts_the_joint_phase_on_another_runs_adaptor(tiny
     # throughout with train.freeze_adaptor_in_joint; its trained LLM tensors are not taken, this run's start pretrained
     from safetensors.torch import load_file
 
-    from speechllm.config import load_config
-    from speechllm.model.build import build_speech_llm
-
-    monkeypatch.setenv("SPEECHLLM_CACHE", str(tmp_path / "cache"))
-    args = ["train", "--manifest", str(tone_corpus), "--config", "configs/tiny.yaml", "--quiet"]
-    settings = [*tiny_overrides(*tiny_models), "model.compression=soft", "train.warmup_steps=1"]
+    args, settings = _init_runs(tiny_models, tone_corpus, tmp_path, monkeypatch)
     first = tmp_path / "recipe"
     assert main([*args, "--output", str(first), *settings, "train.max_steps=4", "train.ctc_only_steps=2",
                  "train.lr_llm=0.01"]) == 0
     recipe = load_file(str(first / "checkpoint" / "trainable.safetensors"))
-    pretrained = dict(build_speech_llm(load_config("configs/tiny.yaml", settings).model, "cpu", seed=0)[0]
-                      .llm.named_parameters())
+    pretrained = _pretrained_llm(settings)
     trained_llm = {k for k, t in recipe.items() if k.startswith("llm.")
                    and not torch.equal(t, pretrained[k.removeprefix("llm.")].float())}
     assert trained_llm  # the first run moved its LLM tensors
@@ -216,9 +219,7 @@ def test_an_exported_bfloat16_checkpoint_starts_a_run_with_the_rounded_tensors(t
 
     from speechllm.model.checkpoint import export_checkpoint
 
-    monkeypatch.setenv("SPEECHLLM_CACHE", str(tmp_path / "cache"))
-    args = ["train", "--manifest", str(tone_corpus), "--config", "configs/tiny.yaml", "--quiet"]
-    settings = [*tiny_overrides(*tiny_models), "model.compression=soft", "train.warmup_steps=1"]
+    args, settings = _init_runs(tiny_models, tone_corpus, tmp_path, monkeypatch)
     assert main([*args, "--output", str(tmp_path / "run"), *settings, "train.max_steps=2",
                  "train.ctc_only_steps=1"]) == 0
     export_checkpoint(tmp_path / "run", tmp_path / "shipped")
