@@ -69,21 +69,26 @@ def test_sigkill_then_resume_equals_uninterrupted(tiny_models, tone_corpus, tmp_
         assert torch.equal(a[name], b[name]), name
 
 
-def test_ctc_only_steps_of_another_batch_size_resume_exactly(tiny_models, tone_corpus, tmp_path):
+@pytest.mark.parametrize("stops, freeze", [((4, 9), "false"), ((6,), "true")], ids=["within-phases", "at-boundary"])
+def test_ctc_only_steps_of_another_batch_size_resume_exactly(tiny_models, tone_corpus, tmp_path, stops, freeze):
     # train.ctc_only_batch_size: 4 utterances a CTC-only step (the tone corpus holds 4: 3.6 s in all), 2 a joint step.
     # Stopped in the CTC-only steps, resumed across the change of batch size and stopped in the joint steps, then
-    # resumed to the end: the weights of one uninterrupted run.
+    # resumed to the end: the weights of one uninterrupted run. Or stopped right at the end of the CTC-only steps
+    # (max_steps = ctc_only_steps, as the recipe's runs that share one CTC-only phase were) and resumed into joint
+    # steps with the adaptor frozen: the same.
     common = ["--manifest", str(tone_corpus), *settings(tiny_models, tmp_path), "model.compression=soft",
-              "train.ctc_only_steps=6", "train.ctc_only_batch_size=4", "train.schedule=constant"]
+              "train.ctc_only_steps=6", "train.ctc_only_batch_size=4", "train.schedule=constant",
+              f"train.freeze_adaptor_in_joint={freeze}"]
     reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
     assert main(["train", "--output", str(reference), *common, "train.max_steps=16"]) == 0
     logged = [json.loads(x) for x in (reference / "metrics.jsonl").read_text().splitlines()]
     audio = [round(r["audio_s_per_s"] * r["seconds_per_step"], 3) for r in logged]
     assert audio[:6] == [3.6] * 6 and all(a < 2.5 for a in audio[6:]) and len(audio) == 16, audio
 
-    assert main(["train", "--output", str(interrupted), *common, "train.max_steps=4"]) == 0
-    assert main(["train", "--output", str(interrupted), "--resume", *common, "train.max_steps=9"]) == 0
-    assert main(["train", "--output", str(interrupted), "--resume", *common, "train.max_steps=16"]) == 0
+    assert main(["train", "--output", str(interrupted), *common, f"train.max_steps={stops[0]}"]) == 0
+    for stop in (*stops[1:], 16):
+        assert main(["train", "--output", str(interrupted), "--resume", *common, f"train.max_steps={stop}"]) == 0
+    assert torch.load(interrupted / "checkpoint" / "trainer_state.pt", weights_only=False)["step"] == 16
     a = load_file(str(reference / "checkpoint" / "trainable.safetensors"))
     b = load_file(str(interrupted / "checkpoint" / "trainable.safetensors"))
     assert a.keys() == b.keys()
