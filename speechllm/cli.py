@@ -184,7 +184,7 @@ def _add_kappa_synth_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--baseline", action="store_true", help="also score Whisper base's own decoder (~2 min on CPU)")
     p.add_argument("--from-scratch", action="store_true",
                    help="train from a random adaptor instead of the shipped offline-cpu checkpoint's (give a "
-                        "--config that learns from scratch: configs/offline-cpu.yaml takes ~1.8 h on 2 cores)")
+                        "--config that learns from scratch: configs/offline-cpu.yaml takes ~1.9 h on 2 cores)")
     p.add_argument("--device", help="cuda, cpu, ... (default: cuda if present)")
     p.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="e.g. train.max_steps=300")
 
