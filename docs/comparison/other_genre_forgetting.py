@@ -74,6 +74,8 @@ def main() -> None:
     parser.add_argument("--debs", nargs="+", type=Path, required=True, help="debian-reference-{en,de}_*.deb")
     parser.add_argument("--runs", type=Path, required=True, help="the comparison's run folders (WORK/runs)")
     parser.add_argument("--json", type=Path, required=True, help="write the measurements here")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"),
+                        help="compute in this precision (default: each run's model.dtype)")
     args = parser.parse_args()
     texts = {lang: prose_sentences(reference_text(args.debs, lang), SENTENCES) for lang in LANGUAGES}
     fortunes = {lang: heldout_sentences(lang) for lang in LANGUAGES}
@@ -86,9 +88,10 @@ def main() -> None:
     base = None
     for run in runs:
         start = time.time()
-        model, tokenizer, _, config = load_trained(run, device)
+        model, tokenizer, _, config = load_trained(run, device, [f"model.dtype={args.dtype}"] if args.dtype else [])
         if base is None:  # the same base model for every run (the comparison shares one config)
             llm = load_llm(config.model.llm, torch_dtype(config.model.dtype, device), config.model.attn_implementation)
+            result["dtype"] = config.model.dtype
             result["base"] = {lang: {"reference": perplexity(llm, tokenizer, texts[lang], model.bos_id),
                                      "fortunes": perplexity(llm, tokenizer, fortunes[lang], model.bos_id)}
                               for lang in LANGUAGES}
