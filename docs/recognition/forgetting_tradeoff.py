@@ -2,9 +2,9 @@
 
 Reads section32.json (each run's dev300 greedy WER and its Debian Reference perplexity against the base LLM's,
 measured by docs/comparison/other_genre_forgetting.py in float32) and draws one panel a language: the perplexity
-increase on prose of another genre (x, % over the untrained SmolLM2-135M) against the run's WER (y), one point a
-run, the two starts as two markers, each point labelled with its joint-phase setting. The x axis is logarithmic:
-one run at lr_llm 2e-3 lost its text model entirely (perplexity x30 / x150).
+on prose of another genre as a multiple of the untrained SmolLM2-135M's (x; 1 = no forgetting) against the run's
+WER (y), one point a run, the two starts as two markers, each point labelled with its joint-phase setting. The x
+axis is logarithmic: one run at lr_llm 2e-3 lost its text model entirely (perplexity x30 / x150).
 
     python docs/recognition/forgetting_tradeoff.py docs/recognition/results/section32.json \
         docs/recognition/forgetting_tradeoff.png
