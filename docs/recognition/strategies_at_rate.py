@@ -10,14 +10,14 @@ fortunes as a multiple of the untrained LLM's (docs/comparison/other_genre_forge
     python docs/recognition/strategies_at_rate.py --runs RUNS --predictions PRED --forgetting f1.json f2.json \
         --control lowest --json docs/recognition/results/section33.json
 
-RUNS holds the run folders (RUNS/<name>/checkpoint/), PRED their dev300 predictions (PRED/<name>.dev300.predictions.jsonl).
+RUNS holds the run folders (RUNS/<name>/checkpoint/), PRED their dev300 predictions
+(PRED/<name>.dev300.predictions.jsonl).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -32,22 +32,20 @@ from speechllm.model.sources import load_llm  # noqa: E402
 LANGUAGES = ("en", "de")
 
 
-def llm_parameters(run: Path) -> tuple[int, int]:
-    """(trained LLM parameters, tensors) in a run's checkpoint: every saved tensor that is not the adaptor's."""
+def llm_tensors(run: Path) -> dict[str, torch.Tensor]:
+    """A run's trained LLM tensors (every saved tensor that is not the adaptor's), by their name in the LLM."""
     with safe_open(run / "checkpoint" / "trainable.safetensors", "pt") as f:
-        names = [n for n in f.keys() if n.startswith("llm.")]
-        return sum(math.prod(f.get_slice(n).get_shape()) for n in names), len(names)
+        return {n.removeprefix("llm."): f.get_tensor(n).float() for n in f.keys() if n.startswith("llm.")}
 
 
-def weight_change(run: Path, base: dict[str, torch.Tensor]) -> dict[str, float]:
+def weight_change(run: Path, llm: dict[str, torch.Tensor], base: dict[str, torch.Tensor],
+                  layers_norm: torch.Tensor) -> dict[str, float]:
     """How far a run moved the LLM's matrices from the pretrained ones: the Frobenius norm of the update over all
-    trained matrices, relative to theirs and to all the layers' matrices, and the largest single matrix's relative
-    update. A tensor strategy's
-    update is its tensor minus the pretrained one; LoRA's is (alpha / rank) * B @ A on each wrapped matrix."""
+    trained matrices, relative to theirs and to all the layers' matrices (`layers_norm`), and the largest single
+    matrix's relative update. A tensor strategy's update is its tensor minus the pretrained one; LoRA's is
+    (alpha / rank) * B @ A on each wrapped matrix."""
     selection = json.loads((run / "checkpoint" / "selection.json").read_text())
     updates = {}  # pretrained name -> update, (out, in)
-    with safe_open(run / "checkpoint" / "trainable.safetensors", "pt") as f:
-        llm = {n.removeprefix("llm."): f.get_tensor(n).float() for n in f.keys() if n.startswith("llm.")}
     if "lora" in selection:
         scale = selection["lora"]["alpha"] / selection["lora"]["rank"]
         for name in (n for n in llm if ".lora_A." in n):
@@ -55,13 +53,12 @@ def weight_change(run: Path, base: dict[str, torch.Tensor]) -> dict[str, float]:
             b, a = llm[name.replace(".lora_A.", ".lora_B.")], llm[name]  # (out, rank), (rank, in)
             updates[f"{module}.weight"] = scale * b @ a  # (out, in)
     else:
-        updates = {name: tensor - base[name].float() for name, tensor in llm.items()}
-    relative = [updates[n].norm() / base[n].float().norm() for n in updates]
+        updates = {name: tensor - base[name] for name, tensor in llm.items()}
+    relative = [updates[n].norm() / base[n].norm() for n in updates]
     total = torch.stack([u.norm() ** 2 for u in updates.values()]).sum().sqrt()
-    reference = torch.stack([base[n].float().norm() ** 2 for n in updates]).sum().sqrt()
-    layers = torch.stack([w.float().norm() ** 2 for n, w in base.items() if ".layers." in n and w.dim() == 2])
+    reference = torch.stack([base[n].norm() ** 2 for n in updates]).sum().sqrt()
     return {"matrices": len(updates), "frobenius": float(total), "relative_frobenius": float(total / reference),
-            "relative_to_all_layer_matrices": float(total / layers.sum().sqrt()),
+            "relative_to_all_layer_matrices": float(total / layers_norm),
             "max_matrix_relative": float(max(relative))}
 
 
@@ -86,13 +83,15 @@ def main() -> None:
         raise SystemExit(f"the control run {args.control!r} is not in {args.forgetting} (runs: {names})")
     errors = {n: word_errors(args.predictions / f"{n}.dev300.predictions.jsonl") for n in names}
     pretrained = {n: p.detach() for n, p in load_llm(args.llm, torch.float32).named_parameters()}
+    layers_norm = torch.stack([w.norm() ** 2 for n, w in pretrained.items() if ".layers." in n and w.dim() == 2])
+    layers_norm = layers_norm.sum().sqrt()
     result = {"control": args.control, "base_ppl": base, "runs": {}}
     for name in names:
-        params, tensors = llm_parameters(args.runs / name)
+        llm = llm_tensors(args.runs / name)
         scored = paired(errors[args.control], errors[name], args.resamples)
         result["runs"][name] = {
-            "llm_parameters": params, "llm_tensors": tensors,
-            "weight_change": weight_change(args.runs / name, pretrained),
+            "llm_parameters": sum(t.numel() for t in llm.values()), "llm_tensors": len(llm),
+            "weight_change": weight_change(args.runs / name, llm, pretrained, layers_norm),
             "dev300_greedy": {lang: scored[lang]["wer_b"] for lang in (*LANGUAGES, "all")},
             "paired_vs_control": None if name == args.control else scored,
             "reference_ratio": {lang: forgetting[name][lang]["reference"] / base[lang]["reference"]
