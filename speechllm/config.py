@@ -124,6 +124,9 @@ class SelectionConfig:
     num_params: int | None = None
     # Let input embeddings and lm_head compete for selection
     include_embeddings: bool = False
+    # A regular expression: only eligible tensors whose name it matches compete (re.search), e.g. "v_proj" to hold
+    # the matrix kind fixed when comparing strategies; None: all eligible tensors (the paper)
+    only: str | None = None
     # Kappa cache file; None = <cache dir>/kappa/<llm name>.json. A cache of another model is refused.
     kappa_cache: str | None = None
     # Seed for the "random" strategy

@@ -97,3 +97,31 @@ def test_bad_tables():
         select_tensors(KAPPAS, {"a": 10}, num_tensors=1)
     with pytest.raises(ValueError, match="NaN"):
         select_tensors({**KAPPAS, "g": math.nan}, {**SIZES, "g": 1}, num_tensors=1)
+
+
+def test_only_restricts_the_competing_tensors_to_the_names_it_matches(tmp_path):
+    from speechllm.config import ConfigError, SelectionConfig
+    from speechllm.errors import SelectionError
+    from speechllm.kappa.condition import condition_numbers
+    from speechllm.kappa.trainable import select_llm_tensors
+
+    llm = tiny_llama()
+    parameters = dict(llm.named_parameters())
+    values = sorted(n for n in eligible_tensor_names(llm) if "v_proj" in n)
+    kappas = condition_numbers({n: parameters[n] for n in values})
+    config = SelectionConfig(strategy="highest", num_tensors=1, only="v_proj", kappa_cache=str(tmp_path / "k.json"))
+    assert select_llm_tensors(llm, config, "tiny") == [max(values, key=lambda n: kappas[n])]
+    config.only = None  # unrestricted, the highest-kappa tensor is another kind: the restriction is what chose
+    assert "v_proj" not in select_llm_tensors(llm, config, "tiny")[0]
+    config.only = "v_proj"
+    config.strategy, config.num_tensors = "lowest", 2
+    assert select_llm_tensors(llm, config, "tiny") == sorted(values, key=lambda n: kappas[n])
+    config.only = r"layers\.1\.mlp"
+    chosen = select_llm_tensors(llm, config, "tiny")
+    assert len(chosen) == 2 and all(n.startswith("model.layers.1.mlp.") for n in chosen)
+    config.only = "wq"
+    with pytest.raises(SelectionError, match="matches none of the 14 eligible"):
+        select_llm_tensors(llm, config, "tiny")
+    config.only = "v_proj("
+    with pytest.raises(ConfigError, match="not a regular expression"):
+        select_llm_tensors(llm, config, "tiny")

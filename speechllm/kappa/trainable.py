@@ -35,6 +35,22 @@ def check_selection(config: SelectionConfig) -> None:
                              "null (e.g. selection.num_tensors=null selection.num_params=1000000)")
 
 
+def competing_tensor_names(llm: torch.nn.Module, config: SelectionConfig, include_embeddings: bool) -> list[str]:
+    """The eligible tensors, restricted to the names `selection.only` matches when it is set."""
+    names = eligible_tensor_names(llm, include_embeddings=include_embeddings)
+    if config.only is None:
+        return names
+    try:
+        pattern = re.compile(config.only)
+    except re.error as error:
+        raise ConfigError(f"selection.only={config.only!r} is not a regular expression ({error})") from None
+    kept = [name for name in names if pattern.search(name)]
+    if not kept:
+        raise SelectionError(f"selection.only={config.only!r} matches none of the {len(names)} eligible tensors "
+                             f"(e.g. {names[0]!r}); use part of such a name, e.g. 'v_proj' or 'layers\\.1[0-9]\\.'")
+    return kept
+
+
 def select_llm_tensors(llm: torch.nn.Module, config: SelectionConfig, llm_source: str,
                        show_progress: bool = False) -> list[str]:
     """Algorithm 1: the names (as `llm.named_parameters()` gives them) of the LLM tensors to unfreeze."""
@@ -42,7 +58,7 @@ def select_llm_tensors(llm: torch.nn.Module, config: SelectionConfig, llm_source
         return []
     if config.strategy == "all":
         return [name for name, _ in llm.named_parameters()]
-    names = eligible_tensor_names(llm, include_embeddings=config.include_embeddings)
+    names = competing_tensor_names(llm, config, config.include_embeddings)
     parameters = dict(llm.named_parameters())
     sizes = {name: parameters[name].numel() for name in names}
     if config.strategy == "random":
@@ -64,7 +80,7 @@ def choose_trainable(llm: torch.nn.Module, config: SelectionConfig, llm_source: 
     check_selection(config)
     if config.strategy not in ("lora", "kappa-lora"):
         return {"llm_tensors": select_llm_tensors(llm, config, llm_source, show_progress)}
-    names = eligible_tensor_names(llm, include_embeddings=False)
+    names = competing_tensor_names(llm, config, include_embeddings=False)
     if config.strategy == "kappa-lora":
         lowest = SelectionConfig(**{**config.__dict__, "strategy": "lowest", "num_params": None,
                                     "num_tensors": config.num_tensors or len(names)})
