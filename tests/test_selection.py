@@ -103,7 +103,7 @@ def test_only_restricts_the_competing_tensors_to_the_names_it_matches(tmp_path):
     from speechllm.config import ConfigError, SelectionConfig
     from speechllm.errors import SelectionError
     from speechllm.kappa.condition import condition_numbers
-    from speechllm.kappa.trainable import select_llm_tensors
+    from speechllm.kappa.trainable import check_selection, select_llm_tensors
 
     llm = tiny_llama()
     parameters = dict(llm.named_parameters())
@@ -122,6 +122,6 @@ def test_only_restricts_the_competing_tensors_to_the_names_it_matches(tmp_path):
     config.only = "wq"
     with pytest.raises(SelectionError, match="matches none of the 14 eligible"):
         select_llm_tensors(llm, config, "tiny")
-    config.only = "v_proj("
+    config.only = "v_proj("  # refused before any model loads
     with pytest.raises(ConfigError, match="not a regular expression"):
-        select_llm_tensors(llm, config, "tiny")
+        check_selection(config)

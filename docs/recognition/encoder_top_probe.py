@@ -27,7 +27,7 @@ from speechllm.data.batching import pad_features, spell, tokenize
 from speechllm.data.manifest import read_manifest
 from speechllm.evaluation.metrics import per_utterance, score
 from speechllm.model.checkpoint import load_trained
-from speechllm.model.encoder import AudioEncoder
+from speechllm.model.encoder import AudioEncoder, key_mask
 from speechllm.training.optim import learning_rate_factor
 
 
@@ -48,9 +48,7 @@ class TopTrainedEncoder(nn.Module):
     def forward(self, features: torch.Tensor, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """features: B, M, T, frames: B -> states: B, S, D (zero past lengths), lengths: B."""
         x, lengths = self.frozen(features, frames)  # B, S, D (no autograd)
-        keep = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]  # B, S
-        mask = torch.zeros(keep.shape, dtype=x.dtype, device=x.device)
-        mask = mask.masked_fill(~keep, torch.finfo(x.dtype).min)[:, None, None, :]  # B, 1, 1, S
+        keep, mask = key_mask(lengths, x.shape[1], x.dtype)  # B, S and B, 1, 1, S
         for layer in self.layers:
             x = layer(x, mask)
         return self.layer_norm(x) * keep[..., None], lengths
@@ -103,7 +101,7 @@ def main() -> None:
         model.encoder = TopTrainedEncoder(model.encoder, args.top)
     model.adaptor.requires_grad_(True)
     model.train()
-    groups = [{"params": [p for p in model.adaptor.parameters()], "lr": args.lr_adaptor, "peak": args.lr_adaptor}]
+    groups = [{"params": list(model.adaptor.parameters()), "lr": args.lr_adaptor, "peak": args.lr_adaptor}]
     if args.lr_encoder > 0:
         groups.append({"params": list(model.encoder.layers.parameters()) + list(model.encoder.layer_norm.parameters()),
                        "lr": args.lr_encoder, "peak": args.lr_encoder})

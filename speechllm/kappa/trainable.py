@@ -28,11 +28,17 @@ def default_kappa_cache(llm_source: str, dtype: torch.dtype) -> Path:
 
 
 def check_selection(config: SelectionConfig) -> None:
-    """The budget the strategy needs, checked before any model loads (select_tensors checks it against the model)."""
+    """The budget the strategy needs and `selection.only`'s pattern, checked before any model loads (select_tensors
+    checks the budget against the model)."""
     if config.strategy in ("lowest", "highest", "random") and (config.num_tensors is None) == (config.num_params is None):
         raise SelectionError(f"selection.strategy={config.strategy} needs exactly one budget, got selection.num_tensors="
                              f"{config.num_tensors} and selection.num_params={config.num_params}; set one of them to "
                              "null (e.g. selection.num_tensors=null selection.num_params=1000000)")
+    if config.only is not None:
+        try:
+            re.compile(config.only)
+        except re.error as error:
+            raise ConfigError(f"selection.only={config.only!r} is not a regular expression ({error})") from None
 
 
 def competing_tensor_names(llm: torch.nn.Module, config: SelectionConfig, include_embeddings: bool) -> list[str]:
@@ -40,11 +46,7 @@ def competing_tensor_names(llm: torch.nn.Module, config: SelectionConfig, includ
     names = eligible_tensor_names(llm, include_embeddings=include_embeddings)
     if config.only is None:
         return names
-    try:
-        pattern = re.compile(config.only)
-    except re.error as error:
-        raise ConfigError(f"selection.only={config.only!r} is not a regular expression ({error})") from None
-    kept = [name for name in names if pattern.search(name)]
+    kept = [name for name in names if re.search(config.only, name)]  # a valid pattern: `check_selection`
     if not kept:
         raise SelectionError(f"selection.only={config.only!r} matches none of the {len(names)} eligible tensors "
                              f"(e.g. {names[0]!r}); use part of such a name, e.g. 'v_proj' or 'layers\\.1[0-9]\\.'")

@@ -23,6 +23,14 @@ def encoder_output_length(frames: torch.Tensor) -> torch.Tensor:
     return (frames + 1) // 2
 
 
+def key_mask(lengths: torch.Tensor, length: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """lengths: B real states of `length` -> keep: B, S (bool), and the additive attention mask Whisper's layers take
+    for it: B, 1, 1, S (0 where kept, the dtype's minimum at padding)."""
+    keep = torch.arange(length, device=lengths.device)[None, :] < lengths[:, None]  # B, S
+    mask = torch.zeros(keep.shape, dtype=dtype, device=lengths.device)
+    return keep, mask.masked_fill(~keep, torch.finfo(dtype).min)[:, None, None, :]
+
+
 class AudioEncoder(nn.Module):
     """A frozen Whisper encoder with masks. Never trained: parameters frozen, eval mode, no autograd."""
 
@@ -55,9 +63,7 @@ class AudioEncoder(nn.Module):
         x = x.permute(0, 2, 1)  # W, S, D
         length = x.shape[1]
         x = x + w.embed_positions.weight[:length]  # W, S, D
-        keep = torch.arange(length, device=x.device)[None, :] < encoder_output_length(frames)[:, None]  # W, S
-        mask = torch.zeros(keep.shape, dtype=x.dtype, device=x.device)
-        mask = mask.masked_fill(~keep, torch.finfo(x.dtype).min)[:, None, None, :]  # W, 1, 1, S (additive)
+        _, mask = key_mask(encoder_output_length(frames), length, x.dtype)  # W, 1, 1, S
         for layer in w.layers[: self.layer or len(w.layers)]:
             x = layer(x, mask)
         return x if self.layer else w.layer_norm(x)
