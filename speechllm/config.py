@@ -54,6 +54,11 @@ class ModelConfig:
     # decoding). The feature cache keeps each layer apart. Layer 4 of Whisper base's 6 trailed the output by 11-19 dev
     # points (docs/recognition.md section 14; its raw states have one channel ~40x the others' spread)
     encoder_layer: int = 0
+    # Whisper's last n layers and final LayerNorm trained (at train.lr_encoder) as the adaptor's first stage, on the
+    # frozen encoder's states below them (cached). 0 = the whole encoder frozen (the paper). Whisper base's top layer
+    # took ~1 dev300 point off the CTC head in 600 steps from a trained adaptor, at ~2x a CTC-only step's time
+    # (docs/recognition.md section 34)
+    encoder_train_layers: int = 0
     # Token placed between the audio and the text; None = the tokenizer's BOS token
     bos_token: str | None = None
     # Token that ends every transcript; None = the tokenizer's EOS token
@@ -167,6 +172,8 @@ class TrainConfig:
     lr_adaptor: float = 1e-4
     # Peak learning rate of the selected LLM tensors
     lr_llm: float = 1e-5
+    # Peak learning rate of the encoder's trained top layers (model.encoder_train_layers), on the adaptor's schedule
+    lr_encoder: float = 1e-4
     # AdamW weight decay (adaptor and LLM)
     weight_decay: float = 0.0
     # Linear warm-up steps
@@ -281,7 +288,7 @@ _CHOICES = {
 _AT_LEAST_1 = ("model.adaptor_subsample model.adaptor_upsample model.adaptor_heads selection.num_tensors selection.num_params "
                "selection.lora_rank data.max_text_tokens train.batch_size train.grad_accum train.log_every "
                "train.max_bad_steps decode.num_beams decode.batch_size model.time_mask_span decode.ctc_candidates").split()
-_AT_LEAST_0 = ("model.encoder_layer model.adaptor_layers model.adaptor_ffn model.adaptor_window model.ctc_spelling data.num_workers train.max_steps train.lr_adaptor train.lr_llm train.weight_decay "
+_AT_LEAST_0 = ("model.encoder_layer model.encoder_train_layers model.adaptor_layers model.adaptor_ffn model.adaptor_window model.ctc_spelling data.num_workers train.max_steps train.lr_adaptor train.lr_llm train.lr_encoder train.weight_decay "
                "train.warmup_steps train.grad_clip train.eval_every train.eval_wer_utterances train.save_every "
                "train.adaptor_only_steps train.ctc_weight train.byte_ctc_weight train.ctc_steps train.ctc_only_steps train.ctc_only_batch_size decode.extra_tokens "
                "decode.min_tokens_per_segment decode.max_tokens_per_segment").split()

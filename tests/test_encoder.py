@@ -102,3 +102,24 @@ def test_adaptor_subsamples_by_four_and_ignores_padding():
     y[0, 0] += 1.0
     changed, _ = adaptor(y, lengths)
     assert not torch.allclose(changed[0], out[0])
+
+
+def test_trained_top_layers_start_as_the_frozen_encoders_output_window_by_window():
+    import pytest
+
+    from speechllm.errors import ConfigError
+    from speechllm.model.encoder import EncoderTop
+
+    full = make_encoder()
+    below = AudioEncoder(full.whisper, "trim", layer=1)  # stops below the last of 2 layers
+    top = EncoderTop(full.whisper, 1)
+    assert top.layers[0] is not full.whisper.layers[1]  # a copy: training it leaves the frozen encoder as it was
+    features = torch.randn(2, 80, 7100)  # 71 s (three 30 s windows) and 12 s, padded
+    frames = torch.tensor([7100, 1200])
+    states, lengths = below(features, frames)
+    out = top(states, lengths)
+    expected, _ = full(features, frames)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-4)  # each window attends within itself
+    assert torch.all(out[1, 600:] == 0)
+    with pytest.raises(ConfigError, match="encoder_train_layers=2"):
+        EncoderTop(full.whisper, 2)  # the frozen encoder must keep at least one layer

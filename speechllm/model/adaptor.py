@@ -189,8 +189,11 @@ class Adaptor(nn.Module):
     def __init__(self, encoder_dim: int, llm_dim: int, subsample: int = 4, layers: int = 2, heads: int = 8,
                  dropout: float = 0.1, ctc: bool = False, mask_fraction: float = 0.0, mask_span: int = 10,
                  ffn: int = 0, upsample: int = 1, byte_ctc: bool = False, window: int = 0, spelling: int = 0,
-                 stretch: float = 0.0, channel_fraction: float = 0.0):
+                 stretch: float = 0.0, channel_fraction: float = 0.0, encoder_top: nn.Module | None = None):
         super().__init__()
+        # model.encoder_train_layers: Whisper's last layers (encoder.EncoderTop), trained as the adaptor's first stage
+        # on the frozen encoder's lower states; saved, restored and frozen with the adaptor
+        self.encoder_top = encoder_top
         self.window = window  # attention reaches this many block frames either side; 0 = the whole utterance
         self.mask_fraction, self.mask_span = mask_fraction, mask_span  # time masking of the input, training only
         self.stretch = stretch  # tempo augmentation of the input, training only
@@ -217,6 +220,8 @@ class Adaptor(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: B, S, D_enc (zero past lengths), lengths: B -> B, S/k*u, D_llm and output lengths: B."""
+        if self.encoder_top is not None:
+            x = self.encoder_top(x, lengths)  # B, S, D_enc: the encoder's output, from its trained top layers
         if self.training and self.stretch > 0:
             x, lengths = time_stretch(x, lengths, self.stretch)  # B, S', D_enc
         if self.training and self.mask_fraction > 0:

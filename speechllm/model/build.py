@@ -12,7 +12,7 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from speechllm.config import ConfigError, ModelConfig
 from speechllm.data.audio import LogMel
 from speechllm.model.adaptor import Adaptor
-from speechllm.model.encoder import AudioEncoder
+from speechllm.model.encoder import AudioEncoder, EncoderTop
 from speechllm.model.sources import load_llm, load_tokenizer, load_whisper_encoder, torch_dtype
 from speechllm.model.speech_llm import SpeechLLM
 
@@ -86,13 +86,18 @@ def assemble_speech_llm(whisper: WhisperEncoder, llm: PreTrainedModel, tokenizer
     dtype = torch_dtype(config.dtype, device)
     ctc = ctc or config.compression != "none"
     llm.requires_grad_(False)
+    top = config.encoder_train_layers
+    if top and config.encoder_layer:
+        raise ConfigError(f"model.encoder_train_layers={top} trains the encoder's last layers, and "
+                          f"model.encoder_layer={config.encoder_layer} reads a middle layer: set one of them to 0")
+    encoder_top = EncoderTop(whisper, top) if top else None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         adaptor = Adaptor(whisper.config.d_model, llm.config.hidden_size, config.adaptor_subsample,
                           config.adaptor_layers, config.adaptor_heads, config.adaptor_dropout, ctc,
                           config.time_mask, config.time_mask_span, config.adaptor_ffn,
                           config.adaptor_upsample, byte_ctc, config.adaptor_window, config.ctc_spelling,
-                          config.time_stretch, config.channel_mask)
+                          config.time_stretch, config.channel_mask, encoder_top)
         embeddings = llm.get_input_embeddings().weight
         rms = float(embeddings.float().pow(2).mean().sqrt())
         adaptor.output_scale.data.fill_(rms)
@@ -100,7 +105,9 @@ def assemble_speech_llm(whisper: WhisperEncoder, llm: PreTrainedModel, tokenizer
             adaptor.ctc.log_scale.data.fill_(math.log(10.0 / (rms**2 * embeddings.shape[1])))
     bos, eos, pad = special_token_ids(tokenizer, config)
     before, after = prompt_ids(tokenizer, config.prompt, bos)
-    encoder = AudioEncoder(whisper, config.encoder_mode, config.encoder_layer)
+    # with trained top layers the frozen encoder stops below them (and the feature cache keeps those states)
+    encoder = AudioEncoder(whisper, config.encoder_mode,
+                           len(whisper.layers) - top if top else config.encoder_layer)
     model = SpeechLLM(encoder, adaptor, llm, bos, eos, pad, before, after,
                       compute_dtype=dtype, compression_mode=config.compression).to(device)
     logger.info("encoder %s (%d mel bins, mode %s, %s), LLM %s, dtype %s", config.encoder,

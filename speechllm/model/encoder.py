@@ -8,6 +8,7 @@ padded frames of a batch; it is several times cheaper for short utterances. Audi
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -108,6 +109,38 @@ class AudioEncoder(nn.Module):
             out[b, offset[b] : offset[b] + n] = encoded[w, :n]
             offset[b] += n
         return out, torch.tensor(lengths, device=features.device)
+
+
+class EncoderTop(nn.Module):
+    """Whisper's last layers and its final LayerNorm as trainable copies (`model.encoder_train_layers`; the paper
+    keeps the whole encoder frozen). The frozen `AudioEncoder` stops below them (its states after layer depth - n,
+    which the feature cache keeps); these run on every step, each 30 s window of 1,500 states apart, as Whisper does."""
+
+    def __init__(self, whisper_encoder: WhisperEncoder, n: int):
+        super().__init__()
+        depth = len(whisper_encoder.layers)
+        if not 0 < n < depth:
+            raise ConfigError(f"model.encoder_train_layers={n}: this encoder has {depth} layers; train 1..{depth - 1} "
+                              "of them (0: the encoder stays frozen)")
+        self.layers = copy.deepcopy(whisper_encoder.layers[depth - n :])
+        self.layer_norm = copy.deepcopy(whisper_encoder.layer_norm)
+        self.window = FRAMES_PER_WINDOW // 2  # encoder states per 30 s window
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """x: B, S, D (the states after layer depth - n, zero past lengths), lengths: B -> B, S, D (zero past
+        lengths)."""
+        batch, frames, dim = x.shape
+        count = max(1, -(-frames // self.window))  # windows per item
+        if count > 1:
+            x = nn.functional.pad(x, (0, 0, 0, count * self.window - frames))  # B, count*window, D
+        x = x.reshape(batch * count, -1, dim)  # B*count, S_w, D: each window on its own
+        starts = torch.arange(count, device=x.device) * self.window  # count
+        window_lengths = (lengths[:, None] - starts[None, :]).clamp(0, x.shape[1]).reshape(-1)  # B*count
+        keep, mask = key_mask(window_lengths, x.shape[1], x.dtype)  # B*count, S_w and B*count, 1, 1, S_w
+        for layer in self.layers:
+            x = layer(x, mask)
+        x = self.layer_norm(x) * keep[..., None]  # B*count, S_w, D
+        return x.reshape(batch, -1, dim)[:, :frames]  # B, S, D
 
 
 def frames_to_encoder_length(frames: int) -> int:

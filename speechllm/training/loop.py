@@ -31,7 +31,7 @@ from speechllm.model.sources import load_tokenizer
 from speechllm.training.curves import plot_runs
 from speechllm.training.dev import evaluate_dev
 from speechllm.training.inputs import Inputs, batch_size_at, make_inputs, prepare_utterances, rebatch
-from speechllm.training.optim import make_optimizer, set_learning_rates
+from speechllm.training.optim import current_rates, make_optimizer, set_learning_rates
 from speechllm.training.state import (
     RunStopped,
     TrainState,
@@ -293,7 +293,7 @@ def log_step(run: Run, window: dict[str, float], progress: Any) -> None:
     """One line per train.log_every steps: metrics.jsonl, and the progress bar's postfix."""
     elapsed = time.perf_counter() - window["start"]
     record = {"step": run.state.step, "loss": window["loss"] / window["tokens"] if window["tokens"] else None,
-              "lr_adaptor": run.optimizer.param_groups[0]["lr"], "lr_llm": run.optimizer.param_groups[-1]["lr"],
+              **current_rates(run.optimizer),
               "grad_norm": window["grad_norm"] / max(window["steps"], 1),
               "tokens_per_s": window["tokens"] / elapsed, "audio_s_per_s": window["audio"] / elapsed,
               "seconds_per_step": elapsed / max(window["steps"], 1),

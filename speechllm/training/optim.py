@@ -12,19 +12,35 @@ from speechllm.config import TrainConfig
 
 
 def make_optimizer(model: Any, train: TrainConfig) -> tuple[torch.optim.Optimizer, list[tuple[float, int, int]]]:
-    """AdamW on the adaptor and on the selected LLM tensors; per group its peak rate and the steps its schedule
-    starts and ends at."""
-    adaptor = [p for p in model.adaptor.parameters() if p.requires_grad]
+    """AdamW on the adaptor, on the encoder's trained top layers (if any) and on the selected LLM tensors; per group
+    its peak rate and the steps its schedule starts and ends at. Each group carries its name ("adaptor", "encoder",
+    "llm")."""
+    top = getattr(model.adaptor, "encoder_top", None)
+    in_top = {id(p) for p in top.parameters()} if top is not None else set()
+    adaptor = [p for p in model.adaptor.parameters() if p.requires_grad and id(p) not in in_top]
+    encoder = [p for p in top.parameters() if p.requires_grad] if top is not None else []
     llm = [p for p in model.llm.parameters() if p.requires_grad]
-    params = [{"params": adaptor, "lr": train.lr_adaptor}]
-    # train.freeze_adaptor_in_joint: the adaptor's schedule ends where the joint steps begin
-    groups = [(train.lr_adaptor, 0, train.ctc_only_steps if train.freeze_adaptor_in_joint else train.max_steps)]
+    # train.freeze_adaptor_in_joint: the adaptor's schedule (and its encoder layers') ends where the joint steps begin
+    adaptor_end = train.ctc_only_steps if train.freeze_adaptor_in_joint else train.max_steps
+    params = [{"params": adaptor, "lr": train.lr_adaptor, "name": "adaptor"}]
+    groups = [(train.lr_adaptor, 0, adaptor_end)]
+    if encoder:
+        params.append({"params": encoder, "lr": train.lr_encoder, "name": "encoder"})
+        groups.append((train.lr_encoder, 0, adaptor_end))
     if llm:  # the LLM's schedule starts after the adaptor-only and CTC-only steps
-        params.append({"params": llm, "lr": train.lr_llm})
+        params.append({"params": llm, "lr": train.lr_llm, "name": "llm"})
         groups.append((train.lr_llm, max(train.adaptor_only_steps, train.ctc_only_steps), train.max_steps))
     # the fused kernel (one pass over all tensors) where torch has one: on CPU ~10% of a CTC-only step
     fused = next(model.parameters()).device.type in ("cuda", "cpu")
     return torch.optim.AdamW(params, weight_decay=train.weight_decay, fused=fused), groups
+
+
+def current_rates(optimizer: torch.optim.Optimizer) -> dict[str, float]:
+    """Each named group's learning rate now: {"lr_adaptor": ..., "lr_llm": ...} (0 for a part that trains nothing)."""
+    groups = optimizer.param_groups
+    if any("name" not in group for group in groups):  # resumed from a checkpoint whose groups had no names yet
+        return {"lr_adaptor": groups[0]["lr"], "lr_llm": groups[-1]["lr"]}
+    return {"lr_adaptor": 0.0, "lr_llm": 0.0, **{f"lr_{group['name']}": group["lr"] for group in groups}}
 
 
 def set_learning_rates(optimizer: torch.optim.Optimizer, groups: list[tuple[float, int, int]], train: TrainConfig,

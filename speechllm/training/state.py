@@ -81,7 +81,10 @@ def start_from(model: Any, config: Config, selection: dict[str, Any], init: str 
     """Put another run's trained tensors into a new run's model; the two must be the same model (model.* settings
     but the precision) and train the same tensors, or the other run trained the adaptor alone."""
     weights, init_config, init_selection, _ = load_checkpoint(init)
-    differ = differences(config, init_config, ("model",), ignore=("dtype", "attn_implementation"))
+    # an adaptor trained on the frozen encoder's output may start a run that trains the encoder's top layers: they
+    # start as Whisper's own, so the adaptor reads what it was trained on
+    untrained_top = ("encoder_train_layers",) if init_config.model.encoder_train_layers == 0 else ()
+    differ = differences(config, init_config, ("model",), ignore=("dtype", "attn_implementation", *untrained_top))
     if differ:
         raise TrainingError(f"--init {init}: that run's model differs in {differ}; use its model settings")
     if config.train.init_adaptor_only:  # its adaptor alone: the LLM's tensors start as pretrained
