@@ -114,7 +114,9 @@ class AudioEncoder(nn.Module):
 class EncoderTop(nn.Module):
     """Whisper's last layers and its final LayerNorm as trainable copies (`model.encoder_train_layers`; the paper
     keeps the whole encoder frozen). The frozen `AudioEncoder` stops below them (its states after layer depth - n,
-    which the feature cache keeps); these run on every step, each 30 s window of 1,500 states apart, as Whisper does."""
+    which the feature cache keeps); these run on every step, each 30 s window of 1,500 states apart, as Whisper does.
+    They attend to the real states only, as `trim` mode does (in `pad30` mode they start from what the frozen layers
+    gave the real frames, not from Whisper's padded-window output)."""
 
     def __init__(self, whisper_encoder: WhisperEncoder, n: int):
         super().__init__()
