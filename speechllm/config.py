@@ -55,9 +55,9 @@ class ModelConfig:
     # points (docs/recognition.md section 14; its raw states have one channel ~40x the others' spread)
     encoder_layer: int = 0
     # Whisper's last n layers and final LayerNorm trained (at train.lr_encoder) as the adaptor's first stage, on the
-    # frozen encoder's states below them (cached). 0 = the whole encoder frozen (the paper). Whisper base's top layer
-    # took ~1 dev300 point off the CTC head in 600 steps from a trained adaptor, at ~2x a CTC-only step's time
-    # (docs/recognition.md section 34)
+    # frozen encoder's states below them (cached). 0 = the whole encoder frozen (the paper). Whisper base's top layer,
+    # trained for 600 CTC-only steps from the shipped adaptor, took 1.40 dev300 points off the whole decoder against
+    # the same steps frozen (German 2.40), at ~2.2x a CTC-only step's time (docs/recognition.md sections 34, 36)
     encoder_train_layers: int = 0
     # Token placed between the audio and the text; None = the tokenizer's BOS token
     bos_token: str | None = None
