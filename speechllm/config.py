@@ -399,7 +399,10 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = (), b
 
 def check_consistency(config: Config) -> None:
     """Settings that are each valid but contradict one another (per-key checks happen in `_apply`)."""
-    train = config.train
+    train, model = config.train, config.model
+    if model.encoder_train_layers and model.encoder_layer:
+        raise ConfigError(f"model.encoder_train_layers={model.encoder_train_layers} trains the encoder's last layers, "
+                          f"and model.encoder_layer={model.encoder_layer} reads a middle layer: set one of them to 0")
     if train.byte_ctc_weight > 0 and not config.ctc_head:
         raise ConfigError("train.byte_ctc_weight trains beside the token CTC loss, and this config has none: set "
                           "train.ctc_weight > 0 or model.compression (or train.byte_ctc_weight=0)")

@@ -86,10 +86,7 @@ def assemble_speech_llm(whisper: WhisperEncoder, llm: PreTrainedModel, tokenizer
     dtype = torch_dtype(config.dtype, device)
     ctc = ctc or config.compression != "none"
     llm.requires_grad_(False)
-    top = config.encoder_train_layers
-    if top and config.encoder_layer:
-        raise ConfigError(f"model.encoder_train_layers={top} trains the encoder's last layers, and "
-                          f"model.encoder_layer={config.encoder_layer} reads a middle layer: set one of them to 0")
+    top = config.encoder_train_layers  # with model.encoder_layer it is refused by config.check_consistency
     encoder_top = EncoderTop(whisper, top) if top else None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
