@@ -13,7 +13,6 @@ and every `--eval-every` steps; one JSON line per evaluation on stdout.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import random
 import sys
@@ -27,31 +26,24 @@ from speechllm.data.batching import pad_features, spell, tokenize
 from speechllm.data.manifest import read_manifest
 from speechllm.evaluation.metrics import per_utterance, score
 from speechllm.model.checkpoint import load_trained
-from speechllm.model.encoder import AudioEncoder, key_mask
+from speechllm.model.encoder import AudioEncoder, EncoderTop
 from speechllm.training.optim import learning_rate_factor
 
 
 class TopTrainedEncoder(nn.Module):
-    """Whisper's first layers frozen (no autograd), its last `top` layers and final LayerNorm trained."""
+    """Whisper's first layers frozen (no autograd), its last `top` layers and final LayerNorm trained (the package's
+    `EncoderTop`, as float32 masters)."""
 
     def __init__(self, encoder: AudioEncoder, top: int):
         super().__init__()
-        whisper = encoder.whisper
-        depth = len(whisper.layers)
+        self.top = EncoderTop(encoder.whisper, top).float().requires_grad_(True)
         self.frozen = encoder
-        self.frozen.layer = depth - top  # AudioEncoder returns the raw states after this layer
-        self.layers = nn.ModuleList(copy.deepcopy(whisper.layers[depth - top:])).float()
-        self.layer_norm = copy.deepcopy(whisper.layer_norm).float()
-        self.requires_grad_(True)
-        self.frozen.requires_grad_(False)
+        self.frozen.layer = len(encoder.whisper.layers) - top  # AudioEncoder returns the raw states after this layer
 
     def forward(self, features: torch.Tensor, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """features: B, M, T, frames: B -> states: B, S, D (zero past lengths), lengths: B."""
         x, lengths = self.frozen(features, frames)  # B, S, D (no autograd)
-        keep, mask = key_mask(lengths, x.shape[1], x.dtype)  # B, S and B, 1, 1, S
-        for layer in self.layers:
-            x = layer(x, mask)
-        return self.layer_norm(x) * keep[..., None], lengths
+        return self.top(x, lengths), lengths
 
 
 def batch_of(utterances, tokenizer, logmel):
@@ -103,7 +95,7 @@ def main() -> None:
     model.train()
     groups = [{"params": list(model.adaptor.parameters()), "lr": args.lr_adaptor, "peak": args.lr_adaptor}]
     if args.lr_encoder > 0:
-        groups.append({"params": list(model.encoder.layers.parameters()) + list(model.encoder.layer_norm.parameters()),
+        groups.append({"params": list(model.encoder.top.parameters()),
                        "lr": args.lr_encoder, "peak": args.lr_encoder})
     optimizer = torch.optim.AdamW(groups, weight_decay=config.train.weight_decay)
     train = read_manifest(args.train)
