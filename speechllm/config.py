@@ -174,6 +174,11 @@ class TrainConfig:
     lr_llm: float = 1e-5
     # Peak learning rate of the encoder's trained top layers (model.encoder_train_layers), on the adaptor's schedule
     lr_encoder: float = 1e-4
+    # With model.encoder_train_layers: the top layers learn in the last this many CTC-only steps only (their own
+    # warm-up and decay), frozen before; in those earlier steps the adaptor reads the frozen encoder's output, cached
+    # in the same pass as the states below the top layers, and only the adaptor's cost is paid. 0 = the top layers
+    # learn in every step the adaptor does
+    encoder_steps: int = 0
     # AdamW weight decay (adaptor and LLM)
     weight_decay: float = 0.0
     # Linear warm-up steps
@@ -288,7 +293,7 @@ _CHOICES = {
 _AT_LEAST_1 = ("model.adaptor_subsample model.adaptor_upsample model.adaptor_heads selection.num_tensors selection.num_params "
                "selection.lora_rank data.max_text_tokens train.batch_size train.grad_accum train.log_every "
                "train.max_bad_steps decode.num_beams decode.batch_size model.time_mask_span decode.ctc_candidates").split()
-_AT_LEAST_0 = ("model.encoder_layer model.encoder_train_layers model.adaptor_layers model.adaptor_ffn model.adaptor_window model.ctc_spelling data.num_workers train.max_steps train.lr_adaptor train.lr_llm train.lr_encoder train.weight_decay "
+_AT_LEAST_0 = ("model.encoder_layer model.encoder_train_layers model.adaptor_layers model.adaptor_ffn model.adaptor_window model.ctc_spelling data.num_workers train.max_steps train.lr_adaptor train.lr_llm train.lr_encoder train.encoder_steps train.weight_decay "
                "train.warmup_steps train.grad_clip train.eval_every train.eval_wer_utterances train.save_every "
                "train.adaptor_only_steps train.ctc_weight train.byte_ctc_weight train.ctc_steps train.ctc_only_steps train.ctc_only_batch_size decode.extra_tokens "
                "decode.min_tokens_per_segment decode.max_tokens_per_segment").split()
@@ -403,6 +408,14 @@ def check_consistency(config: Config) -> None:
     if model.encoder_train_layers and model.encoder_layer:
         raise ConfigError(f"model.encoder_train_layers={model.encoder_train_layers} trains the encoder's last layers, "
                           f"and model.encoder_layer={model.encoder_layer} reads a middle layer: set one of them to 0")
+    if train.encoder_steps and not model.encoder_train_layers:
+        raise ConfigError(f"train.encoder_steps={train.encoder_steps} says when the encoder's top layers start to "
+                          "learn, and model.encoder_train_layers is 0 (none learn): set model.encoder_train_layers > 0 "
+                          "(or train.encoder_steps=0)")
+    if train.encoder_steps > train.ctc_only_steps:
+        raise ConfigError(f"train.encoder_steps={train.encoder_steps} are the last of the CTC-only steps, and there "
+                          f"are {train.ctc_only_steps} (train.ctc_only_steps): set train.encoder_steps <= "
+                          "train.ctc_only_steps (0: the top layers learn in every step the adaptor does)")
     if train.byte_ctc_weight > 0 and not config.ctc_head:
         raise ConfigError("train.byte_ctc_weight trains beside the token CTC loss, and this config has none: set "
                           "train.ctc_weight > 0 or model.compression (or train.byte_ctc_weight=0)")

@@ -123,3 +123,42 @@ def test_trained_top_layers_start_as_the_frozen_encoders_output_window_by_window
     assert torch.all(out[1, 600:] == 0)
     with pytest.raises(ConfigError, match="encoder_train_layers=2"):
         EncoderTop(full.whisper, 2)  # the frozen encoder must keep at least one layer
+
+
+def test_a_finished_cache_holds_the_frozen_top_layers_output_filled_in_the_same_pass(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from speechllm.data.audio import LogMel, load_utterance
+    from speechllm.data.manifest import Utterance
+    from speechllm.model.encoder import EncoderTop
+    from speechllm.model.feature_cache import FeatureCache
+
+    full = make_encoder()
+    below = AudioEncoder(full.whisper, "trim", layer=1)
+    features, frames = torch.randn(2, 80, 7100), torch.tensor([7100, 1200])
+    states, lengths = below(features, frames)
+    finished = below.finish(states, lengths)
+    torch.testing.assert_close(finished, full(features, frames)[0], atol=1e-5, rtol=1e-4)  # window by window
+    torch.testing.assert_close(finished, EncoderTop(full.whisper, 1)(states, lengths))  # the untrained copies' output
+
+    rng = np.random.default_rng(0)
+    utterances = []
+    for i, seconds in enumerate((1.0, 2.5)):
+        path = tmp_path / f"u{i}.wav"
+        sf.write(path, rng.standard_normal(int(16000 * seconds)).astype(np.float32) * 0.1, 16000)
+        utterances.append(Utterance(id=f"u{i}", audio=path, text="x", language="en"))
+    cache, top = FeatureCache(tmp_path / "c", below), FeatureCache(tmp_path / "c", below, finished=True)
+    assert len({cache.folder, top.folder, FeatureCache(tmp_path / "c", full).folder}) == 3
+    calls = []
+    below.register_forward_hook(lambda *args: calls.append(1))
+    keys = cache.fill(utterances, LogMel(), batch_size=2, finished=top)
+    assert len(calls) == 1  # one pass of the frozen layers for both caches
+    before = len(calls)
+    assert cache.fill(utterances, LogMel(), finished=top) == keys and len(calls) == before  # nothing left to encode
+    mel = [LogMel()(load_utterance(u)) for u in utterances]
+    for key, m in zip(keys, mel):
+        one_states, n = below(m[None], torch.tensor([m.shape[-1]]))
+        torch.testing.assert_close(cache.load(key), one_states[0].T.half().float(), atol=2e-3, rtol=2e-3)
+        torch.testing.assert_close(top.load(key), full(m[None], torch.tensor([m.shape[-1]]))[0][0].T.half().float(),
+                                   atol=2e-3, rtol=2e-3)

@@ -41,6 +41,7 @@ class Example:
     error: str | None = None
     encoded: bool = False  # features are cached encoder states (D_enc, S), not log-mel frames
     spelled: list[int] = field(default_factory=list)  # `spell` of the transcript
+    frozen_top: bool = False  # the encoder's top layers run frozen for this sample (see SpeechDataset)
 
 
 class SpeechDataset(Dataset):
@@ -48,14 +49,18 @@ class SpeechDataset(Dataset):
 
     With a feature cache (`features.FeatureCache`) and the cache keys of the utterances, items hold the cached
     encoder output (D_enc, S) instead of log-mel features (M, T), and batches are marked `encoded`.
+    With `frozen_top` (model.encoder_train_layers with train.encoder_steps: the steps before the top layers train),
+    batches are marked `frozen_top`: the model runs the encoder's top layers frozen, or the cache given (a finished
+    one) holds their output, and the adaptor's trained copies are skipped.
     """
 
     def __init__(self, utterances: Sequence[Utterance], tokenizer: PreTrainedTokenizerBase, logmel: LogMel,
-                 cache: Any = None, cache_keys: Sequence[str] | None = None):
+                 cache: Any = None, cache_keys: Sequence[str] | None = None, frozen_top: bool = False):
         self.utterances = list(utterances)
         self.tokenizer = tokenizer
         self.logmel = logmel
         self.cache, self.cache_keys = cache, cache_keys
+        self.frozen_top = frozen_top
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -65,12 +70,14 @@ class SpeechDataset(Dataset):
         tokens, spelled = tokenize(self.tokenizer, u.text), spell(u.text)
         if self.cache is not None:
             encoded = self.cache.load(self.cache_keys[index])  # D_enc, S: 20 ms a frame
-            return Example(index, u.id, encoded, tokens, encoded.shape[-1] * 0.02, encoded=True, spelled=spelled)
+            return Example(index, u.id, encoded, tokens, encoded.shape[-1] * 0.02, encoded=True, spelled=spelled,
+                           frozen_top=self.frozen_top)
         try:
             samples = load_utterance(u)
         except AudioError as error:  # checked before training; a file that went bad since is skipped, not fatal
             return Example(index, u.id, None, tokens, 0.0, str(error), spelled=spelled)
-        return Example(index, u.id, self.logmel(samples), tokens, len(samples) / SAMPLE_RATE, spelled=spelled)
+        return Example(index, u.id, self.logmel(samples), tokens, len(samples) / SAMPLE_RATE, spelled=spelled,
+                       frozen_top=self.frozen_top)
 
 
 @dataclass
@@ -83,6 +90,7 @@ class Batch:
     skipped: list[str]
     encoded: bool = False  # features: B, D_enc, S cached encoder states with frames = S (see SpeechDataset)
     spelled: list[list[int]] = field(default_factory=list)  # `spell` of each transcript
+    frozen_top: bool = False  # the encoder's top layers run frozen, the adaptor's trained copies are skipped
 
     def to(self, device: torch.device) -> Batch:
         self.features, self.frames = self.features.to(device), self.frames.to(device)
@@ -107,7 +115,8 @@ def collate(examples: list[Example]) -> Batch | None:
         return Batch(torch.zeros(0, 1, 1), torch.zeros(0, dtype=torch.long), [], [], 0.0, skipped)
     features, frames = pad_features([e.features for e in examples])
     return Batch(features, frames, [e.tokens for e in examples], [e.id for e in examples],
-                 sum(e.seconds for e in examples), skipped, examples[0].encoded, [e.spelled for e in examples])
+                 sum(e.seconds for e in examples), skipped, examples[0].encoded, [e.spelled for e in examples],
+                 examples[0].frozen_top)
 
 
 class BucketBatchSampler(Sampler[list[int]]):

@@ -218,9 +218,10 @@ class Adaptor(nn.Module):
         # for train.byte_ctc_weight > 0: one byte slot per encoder frame
         self.byte_ctc = ByteCTCHead(llm_dim, max(1, subsample // upsample)) if byte_ctc else None
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x: B, S, D_enc (zero past lengths), lengths: B -> B, S/k*u, D_llm and output lengths: B."""
-        if self.encoder_top is not None:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor, top: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: B, S, D_enc (zero past lengths), lengths: B -> B, S/k*u, D_llm and output lengths: B. Without `top`, x
+        is the encoder's output already and the trained top layers (if any) are skipped."""
+        if self.encoder_top is not None and top:
             x = self.encoder_top(x, lengths)  # B, S, D_enc: the encoder's output, from its trained top layers
         if self.training and self.stretch > 0:
             x, lengths = time_stretch(x, lengths, self.stretch)  # B, S', D_enc

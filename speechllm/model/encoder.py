@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -52,6 +53,15 @@ class AudioEncoder(nn.Module):
     def train(self, mode: bool = True) -> AudioEncoder:
         # Frozen: stays in eval mode (no dropout) whatever the parent module does.
         return super().train(False)
+
+    @torch.no_grad()
+    def finish(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The layers above `layer`, frozen, on its states: what `EncoderTop` gives before it is trained (the
+        encoder's output in `trim` mode). states: B, S, D (zero past lengths), lengths: B -> B, S, D."""
+        if not self.layer:
+            raise ValueError("finish() continues an encoder that stops below its output (layer > 0)")
+        w = self.whisper
+        return run_by_window(w.layers[self.layer :], w.layer_norm, states.to(w.layer_norm.weight.dtype), lengths)
 
     def _encode_trim(self, mel: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """mel: W, M, T (T <= 3000), frames: W -> W, ceil(T/2), D."""
@@ -126,23 +136,30 @@ class EncoderTop(nn.Module):
                               "of them (0: the encoder stays frozen)")
         self.layers = copy.deepcopy(whisper_encoder.layers[depth - n :])
         self.layer_norm = copy.deepcopy(whisper_encoder.layer_norm)
-        self.window = FRAMES_PER_WINDOW // 2  # encoder states per 30 s window
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """x: B, S, D (the states after layer depth - n, zero past lengths), lengths: B -> B, S, D (zero past
         lengths)."""
-        batch, frames, dim = x.shape
-        count = max(1, -(-frames // self.window))  # windows per item
-        if count > 1:
-            x = nn.functional.pad(x, (0, 0, 0, count * self.window - frames))  # B, count*window, D
-        x = x.reshape(batch * count, -1, dim)  # B*count, S_w, D: each window on its own
-        starts = torch.arange(count, device=x.device) * self.window  # count
-        window_lengths = (lengths[:, None] - starts[None, :]).clamp(0, x.shape[1]).reshape(-1)  # B*count
-        keep, mask = key_mask(window_lengths, x.shape[1], x.dtype)  # B*count, S_w and B*count, 1, 1, S_w
-        for layer in self.layers:
-            x = layer(x, mask)
-        x = self.layer_norm(x) * keep[..., None]  # B*count, S_w, D
-        return x.reshape(batch, -1, dim)[:, :frames]  # B, S, D
+        return run_by_window(self.layers, self.layer_norm, x, lengths)
+
+
+def run_by_window(layers: Sequence[nn.Module], layer_norm: nn.Module, x: torch.Tensor, lengths: torch.Tensor
+                  ) -> torch.Tensor:
+    """Whisper layers and a final LayerNorm over each 30 s window of 1,500 states apart, the real states only.
+    x: B, S, D (zero past lengths), lengths: B -> B, S, D (zero past lengths)."""
+    window = FRAMES_PER_WINDOW // 2  # encoder states per 30 s window
+    batch, frames, dim = x.shape
+    count = max(1, -(-frames // window))  # windows per item
+    if count > 1:
+        x = nn.functional.pad(x, (0, 0, 0, count * window - frames))  # B, count*window, D
+    x = x.reshape(batch * count, -1, dim)  # B*count, S_w, D: each window on its own
+    starts = torch.arange(count, device=x.device) * window  # count
+    window_lengths = (lengths[:, None] - starts[None, :]).clamp(0, x.shape[1]).reshape(-1)  # B*count
+    keep, mask = key_mask(window_lengths, x.shape[1], x.dtype)  # B*count, S_w and B*count, 1, 1, S_w
+    for layer in layers:
+        x = layer(x, mask)
+    x = layer_norm(x) * keep[..., None]  # B*count, S_w, D
+    return x.reshape(batch, -1, dim)[:, :frames]  # B, S, D
 
 
 def frames_to_encoder_length(frames: int) -> int:

@@ -4,6 +4,10 @@ An entry is keyed by what determines it: a fingerprint of the encoder's weights,
 and the SHA-1 of the audio file's bytes, with a segment's offset and duration (the file name). A changed file,
 another segment, another encoder or another mode gets another key, so an entry can never be stale. Entries are float16 arrays D, S (channels first, like log-mel
 features), written to a temporary name and renamed, so a killed run leaves no half-written entry.
+
+An encoder that stops below its output (`model.encoder_train_layers`) may fill a second, *finished* cache in the same
+pass: its states continued through the frozen layers above (`train.encoder_steps`: what the adaptor reads before the
+trained copies of those layers start to learn).
 """
 
 from __future__ import annotations
@@ -52,12 +56,17 @@ def utterance_keys(utterances: Sequence[Utterance]) -> list[str]:
 class FeatureCache:
     """Encoder outputs on disk for one encoder (weights, mode, dtype)."""
 
-    def __init__(self, root: str | Path, encoder: AudioEncoder):
+    def __init__(self, root: str | Path, encoder: AudioEncoder, finished: bool = False):
+        """`finished`: the entries are the encoder's states continued through its frozen layers above `layer`
+        (`AudioEncoder.finish`: what the untrained `EncoderTop` gives), not the states at `layer` themselves."""
+        if finished and not encoder.layer:
+            raise ValueError("a finished cache continues an encoder that stops below its output (layer > 0)")
         parameters = {n: p.detach() for n, p in encoder.whisper.named_parameters()}
         dtype = str(next(iter(parameters.values())).dtype).removeprefix("torch.")
         layer = f"-layer{encoder.layer}" if encoder.layer else ""
+        layer += "-finished" if finished else ""
         self.folder = Path(root) / f"{model_fingerprint(parameters)[:20]}-{encoder.mode}{layer}-{dtype}"
-        self.encoder = encoder
+        self.encoder, self.finished = encoder, finished
 
     def path(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key}.npy"
@@ -76,11 +85,16 @@ class FeatureCache:
 
     @torch.no_grad()
     def fill(self, utterances: Sequence[Utterance], logmel: LogMel, batch_size: int = 16, rank: int = 0,
-             world: int = 1, show_progress: bool = False) -> list[str]:
+             world: int = 1, show_progress: bool = False, finished: FeatureCache | None = None) -> list[str]:
         """Keys of all `utterances` (in order); encodes those missing from the cache (process `rank` of `world`
-        takes every world-th of them, so several processes share the work)."""
+        takes every world-th of them, so several processes share the work). With `finished` (a finished cache of
+        the same encoder), fills that one in the same pass: the frozen layers below run once for both."""
+        if finished is not None and (finished.encoder is not self.encoder or not finished.finished or self.finished):
+            raise ValueError("fill(finished=...) takes the finished cache of this cache's encoder")
         keys = utterance_keys(utterances)
-        missing = sorted({k: u for k, u in zip(keys, utterances) if not self.path(k).is_file()}.items())
+        caches = [self] if finished is None else [self, finished]
+        missing = sorted({k: u for k, u in zip(keys, utterances)
+                          if not all(c.path(k).is_file() for c in caches)}.items())
         mine = missing[rank::world]
         if mine:
             logger.info("feature cache %s: encoding %d of %d utterances", self.folder, len(mine), len(utterances))
@@ -91,6 +105,12 @@ class FeatureCache:
             chunk = mine[start : start + batch_size]
             features, frames = pad_features([logmel(load_utterance(u)) for _, u in chunk])  # B, M, T
             encoded, lengths = self.encoder(features.to(device), frames.to(device))  # B, S, D
-            for (key, _), states, n in zip(chunk, encoded, lengths.tolist()):
-                self._store(key, states[:n].T)  # D, S
+            outputs = [encoded]
+            if self.finished or finished is not None:
+                outputs.append(self.encoder.finish(encoded, lengths))  # B, S, D
+            if self.finished:  # a finished cache filled on its own keeps only the continued states
+                outputs = outputs[1:]
+            for cache, states in zip(caches, outputs):
+                for (key, _), item, n in zip(chunk, states, lengths.tolist()):
+                    cache._store(key, item[:n].T)  # D, S
         return keys

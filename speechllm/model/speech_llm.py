@@ -71,19 +71,26 @@ class SpeechLLM(nn.Module):
     def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
         return self.llm.get_input_embeddings()(ids)
 
-    def adapt(self, encoded: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """encoder states: B, S, D_enc (zero past lengths), lengths: B -> adapted audio: B, S/4, H, lengths: B."""
-        return self.adaptor(encoded.to(self.adaptor.projection.weight.dtype), lengths)
+    def adapt(self, encoded: torch.Tensor, lengths: torch.Tensor, frozen_top: bool = False
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """encoder states: B, S, D_enc (zero past lengths), lengths: B -> adapted audio: B, S/4, H, lengths: B.
+        `frozen_top`: the states are the encoder's output already (its top layers ran frozen): the adaptor's trained
+        copies of them are skipped."""
+        return self.adaptor(encoded.to(self.adaptor.projection.weight.dtype), lengths, top=not frozen_top)
 
-    def encode_frames(self, features: torch.Tensor, frames: torch.Tensor, encoded: bool = False
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode_frames(self, features: torch.Tensor, frames: torch.Tensor, encoded: bool = False,
+                      frozen_top: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-mel features: B, M, T with frames: B (or, with `encoded`, cached encoder states: B, D_enc, S with
-        lengths: B) -> the adaptor's frames: B, A, H (zero past lengths), lengths: B."""
+        lengths: B) -> the adaptor's frames: B, A, H (zero past lengths), lengths: B. `frozen_top`
+        (model.encoder_train_layers, before train.encoder_steps): the encoder's top layers run frozen (cached
+        states: they already did) in place of the adaptor's trained copies."""
         if encoded:
             states, lengths = features.transpose(1, 2), frames  # B, D_enc, S -> B, S, D_enc
         else:
             states, lengths = self.encoder(features, frames)  # B, S, D_enc
-        return self.adapt(states, lengths)  # B, S/4, H
+            if frozen_top and self.adaptor.encoder_top is not None:
+                states = self.encoder.finish(states, lengths)  # B, S, D_enc
+        return self.adapt(states, lengths, frozen_top)  # B, S/4, H
 
     def ctc_logits(self, audio: torch.Tensor) -> torch.Tensor:
         """Adapted frames: B, A, H -> CTC logits over blank and the head's classes: B, A, V+1."""
@@ -179,14 +186,16 @@ class SpeechLLM(nn.Module):
 
     def forward(self, features: torch.Tensor, frames: torch.Tensor, texts: list[list[int]], encoded: bool = False,
                 ctc: bool = False, llm: bool = True, spelled: list[list[int]] | None = None, byte_weight: float = 0.0,
-                adaptor_grad: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+                adaptor_grad: bool = True, frozen_top: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Mean token cross entropy over predicted positions (0 without `llm`: the LLM is not run), the number of
         predicted tokens, and the auxiliary CTC loss (None without `ctc`); with a byte CTC head and the transcripts'
         bytes (`spelled`), that loss adds `byte_weight` x the byte head's. Without `adaptor_grad` the adaptor runs
-        without autograd (a frozen adaptor: no backward through it, only the LLM's tensors get gradients)."""
+        without autograd (a frozen adaptor: no backward through it, only the LLM's tensors get gradients); for
+        `frozen_top` see `encode_frames`."""
         with self.autocast():
             with torch.set_grad_enabled(adaptor_grad and torch.is_grad_enabled()):
-                audio, audio_lengths = self.encode_frames(features, frames, encoded)  # B, A, H
+                audio, audio_lengths = self.encode_frames(features, frames, encoded, frozen_top)  # B, A, H
                 logits = self.ctc_logits(audio) if ctc else None  # B, A, V+1
                 ctc_loss = None if logits is None else self.ctc_loss(logits, audio_lengths, texts)
                 if ctc_loss is not None and spelled is not None and self.adaptor.byte_ctc is not None and byte_weight:

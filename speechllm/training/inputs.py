@@ -56,6 +56,10 @@ class Inputs:
     dev: list[Utterance]  # the dev utterances (empty without a dev manifest)
     dev_loader: DataLoader | None  # this process's share of the dev set
     ctc_classes: torch.Tensor | None  # the CTC head's classes: every token of the training transcripts, sorted
+    # train.encoder_steps: the training data for the steps before the encoder's top layers learn (they run frozen, or
+    # their output is cached); None without them. `loader` reads this one until then.
+    frozen_top: SpeechDataset | None = None
+    states: SpeechDataset | None = None  # the training data for the steps after (the states below the top layers)
 
 
 def make_inputs(config: Config, train: tuple[list[Utterance], list[float]],
@@ -66,10 +70,14 @@ def make_inputs(config: Config, train: tuple[list[Utterance], list[float]],
     (train_set, durations), (dev_set, dev_durations) = train, dev
     rank, world = accelerator.process_index, accelerator.num_processes
     cache, train_keys, dev_keys = None, None, None
+    frozen_top = bool(config.train.encoder_steps and config.model.encoder_train_layers)
+    finished = None  # with frozen_top: the cache of the frozen top layers' output, filled in the same pass
     if config.data.feature_cache:  # the frozen encoder runs once per utterance, not once per epoch
-        cache = FeatureCache(config.data.feature_cache_dir or cache_dir() / "features", encoder)
-        train_keys, dev_keys = (cache.fill(utterances, logmel, config.train.batch_size, rank, world, show_progress)
-                                for utterances in (train_set, dev_set))
+        root = config.data.feature_cache_dir or cache_dir() / "features"
+        cache = FeatureCache(root, encoder)
+        finished = FeatureCache(root, encoder, finished=True) if frozen_top else None
+        train_keys = cache.fill(train_set, logmel, config.train.batch_size, rank, world, show_progress, finished)
+        dev_keys = cache.fill(dev_set, logmel, config.train.batch_size, rank, world, show_progress)
         accelerator.wait_for_everyone()
     dataset = SpeechDataset(train_set, tokenizer, logmel, cache, train_keys)
     sampler, loader = batches_of(dataset, durations, batch_size_at(config.train, 0), config, rank, world)
@@ -85,7 +93,18 @@ def make_inputs(config: Config, train: tuple[list[Utterance], list[float]],
         ids = sorted({t for u in train_set for t in tokenize(tokenizer, u.text)})
         ctc_classes = torch.tensor(ids, dtype=torch.long, device=accelerator.device)
         logger.info("CTC head: %d token classes (every token of the training transcripts) and a blank", len(ids))
-    return Inputs(sampler, loader, dev_set, dev_loader, ctc_classes)
+    inputs = Inputs(sampler, loader, dev_set, dev_loader, ctc_classes)
+    if frozen_top:
+        inputs.frozen_top = SpeechDataset(train_set, tokenizer, logmel, finished, train_keys, frozen_top=True)
+        inputs.states = dataset
+    return inputs
+
+
+def read_from(inputs: Inputs, dataset: SpeechDataset, config: Config) -> None:
+    """The training batches from another dataset of the same utterances (the encoder's top layers frozen or not), in
+    the same order, from the sampler's place on."""
+    inputs.loader = DataLoader(dataset, batch_sampler=inputs.sampler, collate_fn=collate,
+                               num_workers=config.data.num_workers)
 
 
 def batches_of(dataset: SpeechDataset, durations: list[float], batch_size: int, config: Config, rank: int,

@@ -30,8 +30,15 @@ from speechllm.model.checkpoint import restore_trained, save_checkpoint
 from speechllm.model.sources import load_tokenizer
 from speechllm.training.curves import plot_runs
 from speechllm.training.dev import evaluate_dev
-from speechllm.training.inputs import Inputs, batch_size_at, make_inputs, prepare_utterances, rebatch
-from speechllm.training.optim import current_rates, make_optimizer, set_learning_rates
+from speechllm.training.inputs import (
+    Inputs,
+    batch_size_at,
+    make_inputs,
+    prepare_utterances,
+    read_from,
+    rebatch,
+)
+from speechllm.training.optim import current_rates, encoder_start, make_optimizer, set_learning_rates
 from speechllm.training.state import (
     RunStopped,
     TrainState,
@@ -100,11 +107,13 @@ def setup(config: Config, train_manifest: str | Path, output_dir: str | Path, de
                             "given: pass --init RUN (or train.init_adaptor_only=false)")
     # Precision is the model's own autocast (model.dtype); Accelerate adds loss scaling for float16.
     # With a CTC head some trained tensors get no gradient in some steps (the LLM's in CTC-only steps, the head's
-    # without a CTC loss): DDP must be told, or it waits for them.
+    # without a CTC loss; the encoder's trained top layers before train.encoder_steps): DDP must be told, or it waits
+    # for them.
     ctc_head = config.ctc_head
+    unused = ctc_head or bool(config.train.encoder_steps)
     accelerator = Accelerator(mixed_precision="fp16" if config.model.dtype == "float16" else "no",
                               cpu=not torch.cuda.is_available(),  # cpu: `accelerate launch` runs gloo processes
-                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=ctc_head)])
+                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=unused)])
     set_seed(config.train.seed)
     show = show_progress and accelerator.is_main_process
 
@@ -144,6 +153,8 @@ def setup(config: Config, train_manifest: str | Path, output_dir: str | Path, de
         # batches are of another size (train.ctc_only_batch_size): their own order, at its place
         rebatch(inputs, config.train.batch_size, config)
     inputs.sampler.skip(state.consumed - state.joint_start)
+    if inputs.frozen_top is not None and state.step < encoder_start(config.train):  # train.encoder_steps
+        read_from(inputs, inputs.frozen_top, config)
     batches = iter(inputs.loader)  # draws a seed from the torch RNG: before the RNG state is restored, as in a fresh run
     if saved is not None:
         optimizer.load_state_dict(saved["state"]["optimizer"])
@@ -167,6 +178,8 @@ def fit(run: Run, show_progress: bool) -> None:
             totals = train_step(run)
             if totals is None:
                 continue
+            if run.inputs.loader.dataset is run.inputs.frozen_top and state.step >= encoder_start(train):
+                top_layers_learn(run)
             if batch_size_at(train, state.step) != run.inputs.sampler.batch_size:  # the CTC-only steps are done
                 joint_batches(run)
             progress.update(1)
@@ -192,6 +205,15 @@ def joint_batches(run: Run) -> None:
     their own from its start (`state.joint_start` marks where it began, so a resumed run finds its place in it)."""
     rebatch(run.inputs, run.config.train.batch_size, run.config)
     run.state.joint_start = run.state.consumed
+    run.batches = iter(run.inputs.loader)
+
+
+def top_layers_learn(run: Run) -> None:
+    """train.encoder_steps: from here the batches hold the states below the encoder's top layers, which the adaptor's
+    trained copies of them read. The sampler goes back to the first batch not yet trained on (the loader may have
+    prefetched), so a run that stops and resumes here sees the same batches."""
+    read_from(run.inputs, run.inputs.states, run.config)
+    run.inputs.sampler.skip(run.state.consumed - run.state.joint_start)
     run.batches = iter(run.inputs.loader)
 
 
@@ -231,7 +253,8 @@ def train_step(run: Run) -> dict[str, float] | None:
         batch = micro[i].to(acc.device)
         with acc.no_sync(run.model) if k < len(live) - 1 else nullcontext():
             loss, n_tokens, ctc = run.model(batch.features, batch.frames, batch.tokens, batch.encoded, use_ctc,
-                                            run_llm, batch.spelled, train.byte_ctc_weight, adaptor_grad)
+                                            run_llm, batch.spelled, train.byte_ctc_weight, adaptor_grad,
+                                            frozen_top=batch.frozen_top)
             # Token-weighted over the whole step on all processes (DDP averages over processes): N processes and
             # any accumulation give the gradient of one big batch.
             objective = loss * n_tokens / step_tokens * acc.num_processes

@@ -24,15 +24,20 @@ def make_optimizer(model: Any, train: TrainConfig) -> tuple[torch.optim.Optimize
     adaptor_end = train.ctc_only_steps if train.freeze_adaptor_in_joint else train.max_steps
     params = [{"params": adaptor, "lr": train.lr_adaptor, "name": "adaptor"}]
     groups = [(train.lr_adaptor, 0, adaptor_end)]
-    if encoder:
+    if encoder:  # train.encoder_steps: from the last of the CTC-only steps, with a warm-up and decay of their own
         params.append({"params": encoder, "lr": train.lr_encoder, "name": "encoder"})
-        groups.append((train.lr_encoder, 0, adaptor_end))
+        groups.append((train.lr_encoder, encoder_start(train), adaptor_end))
     if llm:  # the LLM's schedule starts after the adaptor-only and CTC-only steps
         params.append({"params": llm, "lr": train.lr_llm, "name": "llm"})
         groups.append((train.lr_llm, max(train.adaptor_only_steps, train.ctc_only_steps), train.max_steps))
     # the fused kernel (one pass over all tensors) where torch has one: on CPU ~10% of a CTC-only step
     fused = next(model.parameters()).device.type in ("cuda", "cpu")
     return torch.optim.AdamW(params, weight_decay=train.weight_decay, fused=fused), groups
+
+
+def encoder_start(train: TrainConfig) -> int:
+    """The step from which the encoder's trained top layers learn (train.encoder_steps; 0: from the first)."""
+    return train.ctc_only_steps - train.encoder_steps if train.encoder_steps else 0
 
 
 def current_rates(optimizer: torch.optim.Optimizer) -> dict[str, float]:
