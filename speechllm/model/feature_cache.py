@@ -105,12 +105,8 @@ class FeatureCache:
             chunk = mine[start : start + batch_size]
             features, frames = pad_features([logmel(load_utterance(u)) for _, u in chunk])  # B, M, T
             encoded, lengths = self.encoder(features.to(device), frames.to(device))  # B, S, D
-            outputs = [encoded]
-            if self.finished or finished is not None:
-                outputs.append(self.encoder.finish(encoded, lengths))  # B, S, D
-            if self.finished:  # a finished cache filled on its own keeps only the continued states
-                outputs = outputs[1:]
-            for cache, states in zip(caches, outputs):
+            for cache in caches:  # at most one of them is finished (checked above)
+                states = self.encoder.finish(encoded, lengths) if cache.finished else encoded  # B, S, D
                 for (key, _), item, n in zip(chunk, states, lengths.tolist()):
                     cache._store(key, item[:n].T)  # D, S
         return keys

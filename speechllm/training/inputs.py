@@ -103,15 +103,18 @@ def make_inputs(config: Config, train: tuple[list[Utterance], list[float]],
 def read_from(inputs: Inputs, dataset: SpeechDataset, config: Config) -> None:
     """The training batches from another dataset of the same utterances (the encoder's top layers frozen or not), in
     the same order, from the sampler's place on."""
-    inputs.loader = DataLoader(dataset, batch_sampler=inputs.sampler, collate_fn=collate,
-                               num_workers=config.data.num_workers)
+    inputs.loader = loader_of(dataset, inputs.sampler, config)
 
 
 def batches_of(dataset: SpeechDataset, durations: list[float], batch_size: int, config: Config, rank: int,
                world: int) -> tuple[BucketBatchSampler, DataLoader]:
     """Batches of similar duration, sharded over processes; a sample that fails to load later is skipped, counted."""
     sampler = BucketBatchSampler(durations, batch_size, config.train.seed, config.data.bucket_by_duration, rank, world)
-    return sampler, DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=config.data.num_workers)
+    return sampler, loader_of(dataset, sampler, config)
+
+
+def loader_of(dataset: SpeechDataset, sampler: BucketBatchSampler, config: Config) -> DataLoader:
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=config.data.num_workers)
 
 
 def rebatch(inputs: Inputs, batch_size: int, config: Config) -> None:
