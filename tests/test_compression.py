@@ -184,3 +184,24 @@ def test_joint_beam_search_finds_transcripts_the_joint_score_prefers(tiny_models
               for i in range(3)]
     assert all(b >= g - 1e-3 for b, g in scores), scores
     assert any(b > g + 1e-3 for b, g in scores), scores
+
+
+def test_finished_utterances_leave_the_decoding_batch_and_the_others_decode_as_if_alone(tiny_models, monkeypatch):
+    # an utterance that has ended (EOS, its token budget, or its beams' search) no longer costs LLM or CTC-scorer
+    # rows; what the others write does not change
+    model, features, frames, _, _, vocabulary = confident_head(tiny_models, monkeypatch)
+    budgets = [2, 12, 5]  # they end at different steps
+    batch_rows = []
+    step = model._llm_step
+    monkeypatch.setattr(model, "_llm_step", lambda embeds, *args: batch_rows.append(embeds.shape[0]) or step(embeds, *args))
+    for options in (dict(), dict(ctc_weight=0.5, ctc_candidates=vocabulary),
+                    dict(ctc_weight=0.5, ctc_candidates=vocabulary, num_beams=3)):
+        batch_rows.clear()
+        together = model.generate(features, frames, budgets, **options)
+        rows = list(batch_rows)
+        alone = [model.generate(features[i : i + 1, :, : frames[i]], frames[i : i + 1], [budgets[i]], **options)[0]
+                 for i in range(3)]
+        assert together == alone, options
+        beams = options.get("num_beams", 1)
+        assert rows[0] == 3 * beams and rows[-1] == beams and rows == sorted(rows, reverse=True), (options, rows)
+        assert len(together[1]) > len(together[0]) or beams > 1  # greedy: the long budget ran on alone

@@ -90,3 +90,10 @@ class CTCPrefixScorer:
         self.score, self.last = score[parent, choice], classes[parent, choice]  # B
         self.empty = torch.zeros_like(self.empty)
         self._pending = None
+
+    def keep(self, rows: torch.Tensor) -> None:
+        """Only these rows (R indices) go on decoding: every per-row tensor, the audio's included, keeps them."""
+        assert self._pending is None, "keep() between steps, after extend() or select()"
+        self.log_probs, self.valid, self.blank = self.log_probs[rows], self.valid[rows], self.blank[rows]  # R, T(, C)
+        self.last_frame, self.r_b, self.r_n = self.last_frame[rows], self.r_b[rows], self.r_n[rows]
+        self.score, self.last, self.empty = self.score[rows], self.last[rows], self.empty[rows]  # R

@@ -286,24 +286,32 @@ class SpeechLLM(nn.Module):
         least = torch.minimum(least, limits - 1)
         hold_eos = int(least.max())  # steps during which some row may not end yet (decode.min_tokens_per_segment)
         output = torch.full((batch, max(max_new_tokens)), self.eos_id, dtype=torch.long, device=device)
+        rows = torch.arange(batch, device=device)  # R: the utterance of each row still decoded (finished ones leave)
         done = limits <= 0
         scorer = None if ctc is None else CTCPrefixScorer(*ctc, self._token_classes())
         past, cache_keyword = None, self._cache_keyword()
         for step in range(max(max_new_tokens)):
-            logits, past = self._llm_step(embeds, attention_mask, position_ids, past, cache_keyword)  # B, V
+            logits, past = self._llm_step(embeds, attention_mask, position_ids, past, cache_keyword)  # R, V
             if step < hold_eos:
                 logits[:, self.eos_id] = logits[:, self.eos_id].masked_fill(step < least, -math.inf)
             if scorer is None:
-                token = logits.argmax(-1)  # B
+                token = logits.argmax(-1)  # R
             else:
                 token = self._joint_choice(logits, scorer, ctc_weight, ctc_candidates, done)
             token = torch.where(done, torch.full_like(token, self.eos_id), token)
-            output[:, step] = token
+            output[rows, step] = token
             done = done | (token == self.eos_id) | (step + 1 >= limits)
             if bool(done.all()):
                 break
-            embeds = self.embed_tokens(token)[:, None]  # B, 1, H
-            attention_mask = torch.cat([attention_mask, attention_mask.new_ones(batch, 1)], dim=1)
+            if bool(done.any()):  # finished rows leave the batch: the LLM and the CTC scorer run on live rows only
+                live = (~done).nonzero()[:, 0]  # R'
+                rows, token, done, limits, least = rows[live], token[live], done[live], limits[live], least[live]
+                attention_mask, position_ids = attention_mask[live], position_ids[live]
+                past.reorder_cache(live)
+                if scorer is not None:
+                    scorer.keep(live)
+            embeds = self.embed_tokens(token)[:, None]  # R, 1, H
+            attention_mask = torch.cat([attention_mask, attention_mask.new_ones(len(rows), 1)], dim=1)
             position_ids = position_ids[:, -1:] + 1
         return [_until_eos(row, self.eos_id) for row in output.tolist()]
 
@@ -353,9 +361,10 @@ class SpeechLLM(nn.Module):
         (Watanabe et al. 2017). W beams per utterance, all utterances in one LLM batch of B*W rows; each step
         takes the K best LLM tokens of every beam and keeps the W best extensions per utterance. Both terms only
         fall as a transcript grows, so an utterance stops once its best finished transcript outscores every live
-        beam, or once W have finished."""
+        beam, or once W have finished; its rows then leave the batch."""
         batch, device, w = embeds.shape[0], embeds.device, beams
         rows = batch * w
+        utterances = list(range(batch))  # the utterance of each group of W rows still searched
         embeds, attention_mask = embeds.repeat_interleave(w, 0), attention_mask.repeat_interleave(w, 0)  # BW, P, H
         position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # BW, P
         limits = torch.tensor(max_new_tokens, device=device).repeat_interleave(w)  # BW
@@ -372,8 +381,18 @@ class SpeechLLM(nn.Module):
         for step in range(max(max_new_tokens, default=0) + 1):  # + 1: the step that scores EOS after the limit
             if not any(active):
                 break
+            if not all(active[b] for b in utterances):  # finished utterances' rows leave the batch
+                groups = [g for g, b in enumerate(utterances) if active[b]]
+                live = torch.tensor([g * w + j for g in groups for j in range(w)], device=device)  # R
+                utterances, rows = [utterances[g] for g in groups], len(groups) * w
+                embeds, attention_mask, position_ids = embeds[live], attention_mask[live], position_ids[live]
+                limits, least, beam_score = limits[live], least[live], beam_score[live]
+                history = [history[r] for r in live.tolist()]
+                scorer.keep(live)
+                if past is not None:
+                    past.reorder_cache(live)
             logits, past = self._llm_step(embeds, attention_mask, position_ids, past, cache_keyword)
-            log_p = logits.float().log_softmax(-1)  # BW, V
+            log_p = logits.float().log_softmax(-1)  # R, V (R = W x the utterances still searched)
             log_p[:, self.eos_id] = log_p[:, self.eos_id].masked_fill(step < least, -math.inf)
             tokens, joint, end = self._joint_scores(log_p, scorer, weight, candidates)  # BW, K; BW, K; BW
             total = beam_score[:, None] + joint  # BW, K
@@ -381,34 +400,32 @@ class SpeechLLM(nn.Module):
             at_limit = step >= limits  # BW
             forced = beam_score + (1 - weight) * log_p[:, self.eos_id].clamp(min=-1e4) + weight * end  # BW
             k = tokens.shape[1]
-            order = total.view(batch, w * k).topk(min(2 * w, w * k), dim=-1)  # B, 2W
+            order = total.view(len(utterances), w * k).topk(min(2 * w, w * k), dim=-1)  # B, 2W
             parent = torch.arange(rows, device=device)  # BW: new row r continues parent[r] with candidate choice[r]
             choice = torch.zeros(rows, dtype=torch.long, device=device)
             new_score = torch.full((rows,), -math.inf, device=device)
             scores_l, index_l, tokens_l = order.values.tolist(), order.indices.tolist(), tokens.tolist()
             forced_l, limit_l = forced.tolist(), at_limit.tolist()
-            for b in range(batch):
-                if not active[b]:
-                    continue
-                if limit_l[b * w]:  # the utterance's length limit: its live beams end
+            for g, b in enumerate(utterances):  # g: the group of rows of utterance b
+                if limit_l[g * w]:  # the utterance's length limit: its live beams end
                     for j in range(w):
-                        if forced_l[b * w + j] > -math.inf:
-                            finished[b].append((forced_l[b * w + j], history[b * w + j]))
+                        if forced_l[g * w + j] > -math.inf:
+                            finished[b].append((forced_l[g * w + j], history[g * w + j]))
                     active[b] = False
                     continue
                 slot = 0
-                for rank, (value, index) in enumerate(zip(scores_l[b], index_l[b])):
+                for rank, (value, index) in enumerate(zip(scores_l[g], index_l[g])):
                     if value == -math.inf or slot == w:
                         break
-                    source, cand = b * w + index // k, index % k
+                    source, cand = g * w + index // k, index % k
                     if tokens_l[source][cand] == self.eos_id:
                         if rank < w:
                             finished[b].append((value, history[source]))
                         continue
-                    row = b * w + slot
+                    row = g * w + slot
                     parent[row], choice[row], new_score[row] = source, cand, value
                     slot += 1
-                best_live = max(new_score[b * w : (b + 1) * w].tolist())
+                best_live = max(new_score[g * w : (g + 1) * w].tolist())
                 best_done = max((v for v, _ in finished[b]), default=-math.inf)
                 if len(finished[b]) >= w or best_done >= best_live:
                     active[b] = False
