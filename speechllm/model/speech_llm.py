@@ -394,14 +394,14 @@ class SpeechLLM(nn.Module):
             logits, past = self._llm_step(embeds, attention_mask, position_ids, past, cache_keyword)
             log_p = logits.float().log_softmax(-1)  # R, V (R = W x the utterances still searched)
             log_p[:, self.eos_id] = log_p[:, self.eos_id].masked_fill(step < least, -math.inf)
-            tokens, joint, end = self._joint_scores(log_p, scorer, weight, candidates)  # BW, K; BW, K; BW
-            total = beam_score[:, None] + joint  # BW, K
+            tokens, joint, end = self._joint_scores(log_p, scorer, weight, candidates)  # R, K; R, K; R
+            total = beam_score[:, None] + joint  # R, K
             # a beam holding max_new_tokens tokens ends here, scored as if it chose EOS
-            at_limit = step >= limits  # BW
-            forced = beam_score + (1 - weight) * log_p[:, self.eos_id].clamp(min=-1e4) + weight * end  # BW
+            at_limit = step >= limits  # R
+            forced = beam_score + (1 - weight) * log_p[:, self.eos_id].clamp(min=-1e4) + weight * end  # R
             k = tokens.shape[1]
-            order = total.view(len(utterances), w * k).topk(min(2 * w, w * k), dim=-1)  # B, 2W
-            parent = torch.arange(rows, device=device)  # BW: new row r continues parent[r] with candidate choice[r]
+            order = total.view(len(utterances), w * k).topk(min(2 * w, w * k), dim=-1)  # R / W, 2W
+            parent = torch.arange(rows, device=device)  # R: new row r continues parent[r] with candidate choice[r]
             choice = torch.zeros(rows, dtype=torch.long, device=device)
             new_score = torch.full((rows,), -math.inf, device=device)
             scores_l, index_l, tokens_l = order.values.tolist(), order.indices.tolist(), tokens.tolist()
@@ -429,12 +429,12 @@ class SpeechLLM(nn.Module):
                 best_done = max((v for v, _ in finished[b]), default=-math.inf)
                 if len(finished[b]) >= w or best_done >= best_live:
                     active[b] = False
-            chosen = tokens[parent, choice]  # BW
+            chosen = tokens[parent, choice]  # R
             history = [history[p] + [t] for p, t in zip(parent.tolist(), chosen.tolist())]
             beam_score = new_score
             scorer.select(parent, choice)
             past.reorder_cache(parent)
-            embeds = self.embed_tokens(chosen)[:, None]  # BW, 1, H
+            embeds = self.embed_tokens(chosen)[:, None]  # R, 1, H
             attention_mask = torch.cat([attention_mask[parent], attention_mask.new_ones(rows, 1)], dim=1)
             position_ids = position_ids[parent, -1:] + 1
         return [max(done, key=lambda item: item[0])[1] if done else [] for done in finished]
