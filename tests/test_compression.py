@@ -205,3 +205,5 @@ def test_finished_utterances_leave_the_decoding_batch_and_the_others_decode_as_i
         beams = options.get("num_beams", 1)
         assert rows[0] == 3 * beams and rows[-1] == beams and rows == sorted(rows, reverse=True), (options, rows)
         assert len(together[1]) > len(together[0]) or beams > 1  # greedy: the long budget ran on alone
+        # an utterance with no token to decode writes nothing and changes nothing for the others
+        assert model.generate(features, frames, [0] + budgets[1:], **options) == [[]] + alone[1:], options

@@ -376,21 +376,11 @@ class SpeechLLM(nn.Module):
         beam_score = beam_score.view(rows)  # BW
         history = [[] for _ in range(rows)]  # tokens of each row's transcript
         finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]
-        active = [max_new_tokens[b] > 0 for b in range(batch)]
+        active = [True] * batch  # an utterance with no token to decode ends at its limit in the first step
         past, cache_keyword = None, self._cache_keyword()
         for step in range(max(max_new_tokens, default=0) + 1):  # + 1: the step that scores EOS after the limit
-            if not any(active):
+            if not utterances:
                 break
-            if not all(active[b] for b in utterances):  # finished utterances' rows leave the batch
-                groups = [g for g, b in enumerate(utterances) if active[b]]
-                live = torch.tensor([g * w + j for g in groups for j in range(w)], device=device)  # R
-                utterances, rows = [utterances[g] for g in groups], len(groups) * w
-                embeds, attention_mask, position_ids = embeds[live], attention_mask[live], position_ids[live]
-                limits, least, beam_score = limits[live], least[live], beam_score[live]
-                history = [history[r] for r in live.tolist()]
-                scorer.keep(live)
-                if past is not None:
-                    past.reorder_cache(live)
             logits, past = self._llm_step(embeds, attention_mask, position_ids, past, cache_keyword)
             log_p = logits.float().log_softmax(-1)  # R, V (R = W x the utterances still searched)
             log_p[:, self.eos_id] = log_p[:, self.eos_id].masked_fill(step < least, -math.inf)
@@ -430,9 +420,19 @@ class SpeechLLM(nn.Module):
                 if len(finished[b]) >= w or best_done >= best_live:
                     active[b] = False
             chosen = tokens[parent, choice]  # R
+            scorer.select(parent, choice)
+            groups = [g for g, b in enumerate(utterances) if active[b]]
+            if len(groups) < len(utterances):  # finished utterances' rows leave the batch (R -> R')
+                live = torch.tensor([g * w + j for g in groups for j in range(w)], device=device, dtype=torch.long)
+                utterances, rows = [utterances[g] for g in groups], len(groups) * w
+                parent, chosen, new_score = parent[live], chosen[live], new_score[live]  # R'
+                limits, least = limits[live], least[live]  # R'
+                scorer.keep(live)
+                if not utterances:
+                    break
+            # one reorder of the KV cache per step: the live rows' parents, in the old rows' indexing
             history = [history[p] + [t] for p, t in zip(parent.tolist(), chosen.tolist())]
             beam_score = new_score
-            scorer.select(parent, choice)
             past.reorder_cache(parent)
             embeds = self.embed_tokens(chosen)[:, None]  # R, 1, H
             attention_mask = torch.cat([attention_mask[parent], attention_mask.new_ones(rows, 1)], dim=1)
