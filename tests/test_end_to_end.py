@@ -233,3 +233,43 @@ def test_an_exported_bfloat16_checkpoint_starts_a_run_with_the_rounded_tensors(t
     started = load_file(str(tmp_path / "next" / "checkpoint" / "trainable.safetensors"))
     assert all(started[k].dtype == trained[k].dtype for k in trained)  # float32 masters again
     assert all(torch.equal(started[k], shipped[k].to(started[k].dtype)) for k in trained)
+
+
+def test_an_int8_export_holds_pretrained_tensors_as_differences_and_loads_within_its_rounding(
+        tiny_models, tone_corpus, tmp_path, monkeypatch):
+    # quantize=True: a quarter of float32's bytes for the matrices, each within half its int8 step of the trained
+    # tensor; the LLM's tensors and Whisper's trained top layer come back as pretrained + difference, and another
+    # model's weights are refused rather than added to
+    from safetensors.torch import load_file
+
+    from speechllm.errors import CheckpointError
+    from speechllm.model.checkpoint import export_checkpoint, load_checkpoint, load_trained, restore_trained
+
+    args, settings = _init_runs(tiny_models, tone_corpus, tmp_path, monkeypatch)
+    settings = [*settings, "model.encoder_train_layers=1", "train.lr_encoder=0.01"]
+    assert main([*args, "--output", str(tmp_path / "run"), *settings, "train.max_steps=3",
+                 "train.ctc_only_steps=1"]) == 0
+    export_checkpoint(tmp_path / "run", tmp_path / "int8", quantize=True)
+    trained = load_file(str(tmp_path / "run" / "checkpoint" / "trainable.safetensors"))
+    packed = load_file(str(tmp_path / "int8" / "checkpoint" / "trainable.safetensors"))
+    pretrained_names = [k for k in trained if k.startswith(("llm.", "adaptor.encoder_top.")) and trained[k].dim() > 1]
+    assert any(k.startswith("llm.") for k in pretrained_names)
+    assert any(k.startswith("adaptor.encoder_top.") for k in pretrained_names)
+    assert all(f"{k}#base" in packed for k in pretrained_names)
+    matrices = [k for k, t in trained.items() if t.is_floating_point() and t.dim() > 1]
+    assert all(packed[k].dtype == torch.int8 for k in matrices)
+
+    model, _, _, _ = load_trained(tmp_path / "int8")
+    loaded = dict(model.named_parameters())
+    for name in matrices:
+        error = (loaded[name].detach().float() - trained[name]).abs().amax(dim=tuple(range(1, trained[name].dim())))
+        step = packed[f"{name}#scale"]  # O: half a step is the rounding's bound
+        assert bool((error <= 0.5 * step * 1.001 + 1e-7).all()), name
+
+    # another LLM's weights under the same names: refused, not silently summed
+    with torch.no_grad():
+        for parameter in model.llm.parameters():
+            parameter.mul_(3.0)
+    weights, _, selection, _ = load_checkpoint(tmp_path / "int8")
+    with pytest.raises(CheckpointError, match="difference from pretrained weights other than"):
+        restore_trained(model, selection, weights)

@@ -3,6 +3,11 @@
 A checkpoint is a folder written under a temporary name and renamed into place, so a kill during a write leaves the
 previous checkpoint intact. `complete.json`, written last, lists every file with its size and SHA-256; a folder
 whose files do not match it is refused with a clear error.
+
+An export for inference and `--init` may hold its matrices in int8 (`export_checkpoint(quantize=True)`): tensor
+`name` in int8 with one scale per output row in `name#scale`; a pretrained tensor (the LLM's, Whisper's trained top
+layers) as its difference from the pretrained weights, which loading adds back, with the pretrained tensor's mean
+and standard deviation in `name#base` so that another model's weights are refused rather than added to.
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ CONFIG = "config.yaml"
 SELECTION = "selection.json"
 COMPLETE = "complete.json"
 LATEST = "checkpoint"
+# the tensors that start as a pretrained model's (the LLM's; Whisper's top layers that model.encoder_train_layers
+# trains): an int8 export keeps their difference from it, small and so finely quantized
+PRETRAINED = ("llm.", "adaptor.encoder_top.")
 
 
 def _sha256(path: Path) -> str:
@@ -140,6 +148,7 @@ def restore_trained(model: SpeechLLM, selection: dict[str, Any], weights: dict[s
     except ValueError as error:  # tensors or LoRA targets the model does not have
         raise CheckpointError(f"the checkpoint does not fit this model ({error}); rebuild it with the run's own "
                               "config.yaml (leave model.* settings as they were)") from None
+    weights = _dequantized(weights, dict(model.named_parameters()))
     buffers = {f"adaptor.{name}" for name, _ in model.adaptor.named_buffers()}
     for name in buffers & set(weights):  # the CTC head's classes: sized by the training data, not by the config
         module, _, leaf = name.rpartition(".")
@@ -159,13 +168,75 @@ def restore_trained(model: SpeechLLM, selection: dict[str, Any], weights: dict[s
             parameters[name].copy_(tensor.to(parameters[name].dtype))
 
 
+def _int8_rows(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric int8 with one scale per output row: O, ... -> (int8 O, ...; float32 O)."""
+    rows = tensor.float().reshape(tensor.shape[0], -1)  # O, I
+    scale = rows.abs().amax(dim=1).clamp(min=1e-12) / 127  # O
+    quantized = (rows / scale[:, None]).round().clamp(-127, 127).to(torch.int8)  # O, I
+    return quantized.reshape(tensor.shape), scale
+
+
+def _fingerprint(tensor: torch.Tensor) -> torch.Tensor:
+    """Mean and standard deviation of a pretrained tensor (float64: 2): tells another model's weights apart."""
+    value = tensor.detach().double()
+    return torch.stack([value.mean(), value.std()]).cpu()
+
+
+def _dequantized(weights: dict[str, torch.Tensor], parameters: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """An int8 export's tensors as float32 (the others as they are); differences go onto `parameters`, the freshly
+    built model's pretrained values."""
+    if not any("#" in name for name in weights):
+        return weights
+    out = {}
+    for name, tensor in weights.items():
+        if "#" in name:
+            continue
+        if tensor.dtype != torch.int8 or f"{name}#scale" not in weights:
+            out[name] = tensor
+            continue
+        scale = weights[f"{name}#scale"].float().view(-1, *([1] * (tensor.dim() - 1)))  # O, 1, ...
+        value = tensor.float() * scale
+        if f"{name}#base" in weights:  # a difference from the pretrained tensor
+            base = parameters.get(name)
+            saved = weights[f"{name}#base"]
+            if base is None or base.shape != tensor.shape:
+                raise CheckpointError(f"the checkpoint holds {name} as a difference from a pretrained tensor this "
+                                      "model does not have; rebuild with the run's own config.yaml")
+            now = _fingerprint(base)
+            if abs(now[0] - saved[0]) > 1e-3 * saved[1] or abs(now[1] / saved[1] - 1) > 1e-3:
+                raise CheckpointError(f"{name} is stored as a difference from pretrained weights other than this "
+                                      f"model's (mean {float(saved[0]):.4g} / std {float(saved[1]):.4g} then, "
+                                      f"{float(now[0]):.4g} / {float(now[1]):.4g} now): load the models the run was "
+                                      "trained from (model.encoder, model.llm in its config.yaml)")
+            value = base.detach().float().cpu() + value
+        out[name] = value
+    return out
+
+
 def export_checkpoint(run: str | Path, out: str | Path, dtype: torch.dtype = torch.bfloat16,
-                      overrides: Sequence[str] = ()) -> Path:
+                      overrides: Sequence[str] = (), quantize: bool = False) -> Path:
     """Copy a run's checkpoint to `out` for inference and `--init` only: floating tensors in `dtype` (half the
     size in bfloat16; loading puts them back into float32 masters), no trainer state; `overrides` change its
-    config (e.g. decode settings chosen on dev after training)."""
+    config (e.g. decode settings chosen on dev after training). With `quantize` the matrices go in int8 instead
+    (a quarter of float32), the pretrained ones as their difference from the pretrained weights (the module's
+    docstring); the models are loaded once to take it."""
     weights, config, selection, _ = load_checkpoint(run)
     if overrides:
         config = load_config(None, overrides, base=config)
-    weights = {name: t.to(dtype) if t.is_floating_point() else t for name, t in weights.items()}
-    return save_checkpoint(out, weights, config, selection)
+    if not quantize:
+        weights = {name: t.to(dtype) if t.is_floating_point() else t for name, t in weights.items()}
+        return save_checkpoint(out, weights, config, selection)
+    model, _, _ = build_speech_llm(config.model, "cpu", seed=config.train.seed, ctc=config.ctc_head,
+                                   byte_ctc=config.train.byte_ctc_weight > 0)
+    pretrained = {name: p for name, p in model.named_parameters() if name.startswith(PRETRAINED)}
+    packed = {}
+    for name, tensor in weights.items():
+        if not tensor.is_floating_point() or tensor.dim() < 2:
+            packed[name] = tensor.to(dtype) if tensor.is_floating_point() else tensor
+            continue
+        base = pretrained.get(name)
+        delta = base is not None and base.shape == tensor.shape
+        packed[name], packed[f"{name}#scale"] = _int8_rows(tensor.float() - base.float() if delta else tensor)
+        if delta:
+            packed[f"{name}#base"] = _fingerprint(base)
+    return save_checkpoint(out, packed, config, selection)
