@@ -16,6 +16,7 @@ from speechllm import __version__
 from speechllm.commands import (
     cmd_demo,
     cmd_evaluate,
+    cmd_export,
     cmd_import,
     cmd_kappa,
     cmd_synth,
@@ -30,6 +31,7 @@ EPILOG = """examples:
       --output runs/first train.max_steps=500
   speechllm transcribe a.wav b.flac --checkpoint runs/first
   speechllm evaluate --manifest data/test.jsonl --checkpoint runs/first --json wer.json
+  speechllm export runs/first --output shipped --int8   # a small checkpoint for inference and --init
   speechllm validate --manifest data/train.jsonl --config configs/offline-small.yaml
   speechllm import librispeech LibriSpeech/dev-clean --output data_manifests/dev-clean.jsonl
   speechllm kappa --model bundled:smollm2-135m --plot kappa.png --json kappa.json
@@ -77,6 +79,20 @@ def _add_train_and_transcribe(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="cuda, cpu, cuda:1 ... (default: cuda if present)")
     p.add_argument("overrides", nargs="*", default=[], metavar="key=value",
                    help="e.g. decode.num_beams=4 decode.batch_size=16")
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = _command(sub, "export", "copy a run's checkpoint for inference and --init: smaller, no trainer state",
+                 cmd_export)
+    p.add_argument("run", help="run folder written by `speechllm train` (or its checkpoint folder)")
+    p.add_argument("--output", required=True, help="folder for the exported checkpoint (must not hold one)")
+    p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"],
+                   help="floating tensors' dtype (default bfloat16: half of float32; loading makes float32 masters)")
+    p.add_argument("--int8", action="store_true", help="matrices in int8 with a scale per row (a quarter of "
+                   "float32), the LLM's and Whisper's trained tensors as differences from the pretrained weights, "
+                   "which loading adds back (it needs the same models)")
+    p.add_argument("overrides", nargs="*", default=[], metavar="key=value",
+                   help="change the exported config, e.g. decode.num_beams=1 data.feature_cache_dir=null")
 
 
 def _add_evaluate_and_validate(sub: argparse._SubParsersAction) -> None:
@@ -198,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train_and_transcribe(sub)
+    _add_export(sub)
     _add_evaluate_and_validate(sub)
     _add_import(sub)
     _add_kappa_synth_demo(sub)

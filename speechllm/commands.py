@@ -61,6 +61,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    import torch
+
+    from speechllm.errors import OutputError
+    from speechllm.model.checkpoint import LATEST, export_checkpoint, find_checkpoint
+    from speechllm.preflight import writable_folder
+
+    find_checkpoint(args.run)
+    output = writable_folder(args.output, "--output")
+    if (output / LATEST).exists():
+        raise OutputError(f"{output} already holds a checkpoint; choose another --output (an export never "
+                          "overwrites one)")
+    folder = export_checkpoint(args.run, output, getattr(torch, args.dtype), args.overrides, quantize=args.int8)
+    megabytes = sum(path.stat().st_size for path in folder.iterdir()) / 1e6
+    kind = "int8 matrices, " if args.int8 else ""
+    print(f"exported {args.run} to {folder} ({megabytes:.1f} MB: {kind}{args.dtype} vectors, no trainer state); "
+          f"use it with --checkpoint or train --init")
+    return 0
+
+
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from speechllm.data.audio import SAMPLE_RATE, load_audio
     from speechllm.evaluation.transcribe import transcribe_samples

@@ -236,20 +236,24 @@ def test_an_exported_bfloat16_checkpoint_starts_a_run_with_the_rounded_tensors(t
 
 
 def test_an_int8_export_holds_pretrained_tensors_as_differences_and_loads_within_its_rounding(
-        tiny_models, tone_corpus, tmp_path, monkeypatch):
-    # quantize=True: a quarter of float32's bytes for the matrices, each within half its int8 step of the trained
+        tiny_models, tone_corpus, tmp_path, monkeypatch, capsys):
+    # `speechllm export --int8` (export_checkpoint(quantize=True)): a quarter of float32's bytes for the matrices, each within half its int8 step of the trained
     # tensor; the LLM's tensors and Whisper's trained top layer come back as pretrained + difference, and another
     # model's weights are refused rather than added to
     from safetensors.torch import load_file
 
     from speechllm.errors import CheckpointError
-    from speechllm.model.checkpoint import export_checkpoint, load_checkpoint, load_trained, restore_trained
+    from speechllm.model.checkpoint import load_checkpoint, load_trained, restore_trained
 
     args, settings = _init_runs(tiny_models, tone_corpus, tmp_path, monkeypatch)
     settings = [*settings, "model.encoder_train_layers=1", "train.lr_encoder=0.01"]
     assert main([*args, "--output", str(tmp_path / "run"), *settings, "train.max_steps=3",
                  "train.ctc_only_steps=1"]) == 0
-    export_checkpoint(tmp_path / "run", tmp_path / "int8", quantize=True)
+    export = ["export", str(tmp_path / "run"), "--output", str(tmp_path / "int8"), "--int8"]
+    assert main(export) == 0
+    assert "int8 matrices" in capsys.readouterr().out
+    assert main(export) == 2  # never over an existing checkpoint
+    assert "already holds a checkpoint" in capsys.readouterr().err
     trained = load_file(str(tmp_path / "run" / "checkpoint" / "trainable.safetensors"))
     packed = load_file(str(tmp_path / "int8" / "checkpoint" / "trainable.safetensors"))
     pretrained_names = [k for k in trained if k.startswith(("llm.", "adaptor.encoder_top.")) and trained[k].dim() > 1]
