@@ -237,9 +237,9 @@ def test_an_exported_bfloat16_checkpoint_starts_a_run_with_the_rounded_tensors(t
 
 def test_an_int8_export_holds_pretrained_tensors_as_differences_and_loads_within_its_rounding(
         tiny_models, tone_corpus, tmp_path, monkeypatch, capsys):
-    # `speechllm export --int8` (export_checkpoint(quantize=True)): a quarter of float32's bytes for the matrices, each within half its int8 step of the trained
-    # tensor; the LLM's tensors and Whisper's trained top layer come back as pretrained + difference, and another
-    # model's weights are refused rather than added to
+    # `speechllm export --int8` (export_checkpoint(quantize=True)): a quarter of float32's bytes for the matrices,
+    # each within half its int8 step of the trained tensor; the LLM's tensors and Whisper's trained top layer come
+    # back as pretrained + difference, and another model's weights are refused rather than added to
     from safetensors.torch import load_file
 
     from speechllm.errors import CheckpointError
