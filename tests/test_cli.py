@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from speechllm.cli import build_parser, main
+from speechllm.cli import build_parser, main, parse
 
 
 @pytest.mark.parametrize("command", [[], ["train"], ["transcribe"], ["evaluate"], ["validate"], ["import"], ["kappa"], ["synth"], ["demo"]])
@@ -51,3 +51,15 @@ def test_validate_command_reports_problems_and_exit_code(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"{manifest}:3" in out and "missing_file" in out
     assert json.loads(summary_path.read_text())["problems"] == {"missing_file": 1}
+
+
+def test_overrides_after_the_options_of_a_command_with_positionals_are_overrides(capsys):
+    # the README's forms: argparse alone refuses key=value once a command's first positionals came before options
+    args = parse(["transcribe", "a.wav", "b.wav", "--checkpoint", "runs/x", "decode.num_beams=4"])
+    assert args.audio == ["a.wav", "b.wav"] and args.overrides == ["decode.num_beams=4"]
+    args = parse(["export", "runs/x", "decode.num_beams=1", "--output", "out", "--int8", "data.feature_cache_dir=null"])
+    assert args.run == "runs/x" and args.int8
+    assert args.overrides == ["decode.num_beams=1", "data.feature_cache_dir=null"]
+    with pytest.raises(SystemExit) as exit_info:  # a mistyped option is still refused
+        parse(["export", "runs/x", "--output", "out", "--int9"])
+    assert exit_info.value.code == 2 and "--int9" in capsys.readouterr().err
