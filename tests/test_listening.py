@@ -25,7 +25,7 @@ def test_brief_training_on_the_bundled_models_listens(tmp_path):
     corpus = build_corpus(tmp_path / "corpus", languages=("en",), utterances_per_language=16, seed=3,
                           show_progress=False)
     config = load_config("configs/offline-demo.yaml", [  # the paper's adaptor and loss, the recipe's chat prompt
-        "model.compression=none", "model.adaptor_ffn=0", "model.adaptor_dropout=0", "model.time_mask=0",
+        "model.encoder_train_layers=0", "model.compression=none", "model.adaptor_ffn=0", "model.adaptor_dropout=0", "model.time_mask=0",
         "selection.strategy=none", "model.dtype=float32", "data.max_text_tokens=64", "train.ctc_weight=0",
         "train.byte_ctc_weight=0", "train.lr_adaptor=1e-3", "train.max_steps=40", "train.warmup_steps=10",
         "train.schedule=constant", "train.eval_every=0", "train.save_every=0", "train.eval_wer_utterances=0",
