@@ -25,12 +25,13 @@ def test_brief_training_on_the_bundled_models_listens(tmp_path):
     corpus = build_corpus(tmp_path / "corpus", languages=("en",), utterances_per_language=16, seed=3,
                           show_progress=False)
     config = load_config("configs/offline-demo.yaml", [  # the paper's adaptor and loss, the recipe's chat prompt
-        "model.encoder_train_layers=0", "model.compression=none", "model.adaptor_ffn=0", "model.adaptor_dropout=0", "model.time_mask=0",
-        "selection.strategy=none", "model.dtype=float32", "data.max_text_tokens=64", "train.ctc_weight=0",
-        "train.byte_ctc_weight=0", "train.lr_adaptor=1e-3", "train.max_steps=40", "train.warmup_steps=10",
-        "train.schedule=constant", "train.eval_every=0", "train.save_every=0", "train.eval_wer_utterances=0",
-        "train.log_every=20", "train.init_adaptor_only=false", "train.freeze_adaptor_in_joint=false",
-        "data.feature_cache=true", f"data.feature_cache_dir={tmp_path / 'features'}"])
+        "model.encoder_train_layers=0", "model.compression=none", "model.adaptor_ffn=0", "model.adaptor_dropout=0",
+        "model.time_mask=0", "selection.strategy=none", "model.dtype=float32", "data.max_text_tokens=64",
+        "train.ctc_weight=0", "train.byte_ctc_weight=0", "train.lr_adaptor=1e-3", "train.max_steps=40",
+        "train.warmup_steps=10", "train.schedule=constant", "train.eval_every=0", "train.save_every=0",
+        "train.eval_wer_utterances=0", "train.log_every=20", "train.init_adaptor_only=false",
+        "train.freeze_adaptor_in_joint=false", "data.feature_cache=true",
+        f"data.feature_cache_dir={tmp_path / 'features'}"])
     run = train(config, corpus["train"], tmp_path / "run", dev_manifest=corpus["train"], show_progress=False)
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     dev = [r for r in rows if "dev_loss" in r][-1]
