@@ -195,7 +195,7 @@ def _add_kappa_synth_demo(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "demo", "the embedded demo: corpus, WER before, CPU training, WER after", cmd_demo,
                  quiet="no progress bars")
     p.add_argument("--output", default="demo", help="folder for the corpus, the run and the reports")
-    p.add_argument("--config", default="configs/offline-demo.yaml", help="config of the demo run")
+    p.add_argument("--config", help="config of the demo run (default: the checkout's configs/offline-demo.yaml)")
     p.add_argument("--per-language", type=_at_least(1), default=600, help="training utterances per language")
     p.add_argument("--baseline", action="store_true", help="also score Whisper base's own decoder (~2 min on CPU)")
     p.add_argument("--from-scratch", action="store_true",

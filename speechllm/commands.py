@@ -242,12 +242,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from speechllm.demo import SHIPPED, run_demo
+    from speechllm.demo import DEMO_CONFIG, SHIPPED, run_demo
     from speechllm.evaluation.metrics import format_comparison, format_table
     from speechllm.preflight import writable_folder
 
     writable_folder(args.output, "--output")
-    reports = run_demo(args.output, args.config, args.overrides, args.per_language,
+    reports = run_demo(args.output, args.config or DEMO_CONFIG, args.overrides, args.per_language,
                        "bundled:whisper-base" if args.baseline else None, _device(args.device),
                        show_progress=not args.quiet, init=None if args.from_scratch else SHIPPED)
     for name, report in reports.items():

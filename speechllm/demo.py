@@ -35,9 +35,11 @@ from speechllm.training.state import start_from
 logger = logging.getLogger(__name__)
 
 SHIPPED = Path(__file__).parent / "resources" / "offline-cpu"  # a run folder: checkpoint/ (its config.yaml)
+# the checkout's demo config (the README installs with `pip install -e`), found from any working folder
+DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "offline-demo.yaml"
 
 
-def run_demo(output: str | Path = "demo", config_path: str | Path = "configs/offline-demo.yaml",
+def run_demo(output: str | Path = "demo", config_path: str | Path = DEMO_CONFIG,
              overrides: Sequence[str] = (), utterances_per_language: int = 600, baseline: str | None = None,
              device: str = "cpu", max_train_seconds: float = 5.0, show_progress: bool = True,
              init: str | Path | None = SHIPPED) -> dict[str, dict[str, Any]]:

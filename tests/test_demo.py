@@ -68,6 +68,13 @@ def test_demo_scores_the_shipped_checkpoint_with_its_own_decode_settings(tmp_pat
     assert list(reports) == ["before (shipped adaptor)", "after training", "after, unseen voices", "shipped"]
 
 
+def test_demo_finds_its_config_from_any_working_folder(tmp_path, monkeypatch):
+    demo, calls = _fake_demo(tmp_path, monkeypatch)
+    monkeypatch.chdir(tmp_path)  # not the checkout: a relative configs/offline-demo.yaml is not here
+    reports = demo.run_demo(tmp_path, init="shipped", show_progress=False)
+    assert ("train", "shipped", []) in calls and "after training" in reports
+
+
 def test_demo_without_init_adaptor_only_starts_from_the_whole_shipped_checkpoint(tmp_path, monkeypatch):
     demo, calls = _fake_demo(tmp_path, monkeypatch)
     overrides = ["train.init_adaptor_only=false", "train.freeze_adaptor_in_joint=false"]
