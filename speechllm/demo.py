@@ -4,7 +4,7 @@ Everything comes from PyPI (Whisper base, SmolLM2-135M, espeak-ng), so it runs o
 recipe that recognizes (configs/offline-cpu.yaml) trains for over an hour on 2 CPU cores, more than a demo can wait
 for. Most of that time teaches the adaptor to hear; the rest teaches the LLM's lowest-kappa tensors to read it, with
 the adaptor frozen. So by default the demo takes the adaptor (with Whisper's top layers that recipe trains) of a
-checkpoint that recipe trained, which the package ships (`SHIPPED`, int8, ~24 MB; docs/recognition.md section 43),
+checkpoint that recipe trained, which the package ships (`SHIPPED`, int8, ~24 MB; docs/recognition.md section 44),
 starts the LLM as pretrained (train.init_adaptor_only), scores that, trains the LLM's tensors a few minutes on its
 own corpus, and scores again beside the shipped checkpoint itself. With train.init_adaptor_only=false and
 train.freeze_adaptor_in_joint=false it trains on the whole shipped checkpoint; from scratch (`init=None`) it scores
