@@ -4,7 +4,7 @@ import numpy as np
 
 from speechllm.config import DecodeConfig, load_config
 from speechllm.data.audio import SAMPLE_RATE
-from speechllm.data.chunking import split_at_silences
+from speechllm.data.chunking import EDGE_SECONDS, HOP, split_at_silences
 from speechllm.evaluation.transcribe import transcribe_samples
 from speechllm.model.build import build_speech_llm
 from tests.conftest import tiny_overrides
@@ -44,13 +44,27 @@ def test_a_stretch_without_pauses_is_still_cut_to_length():
     assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:]))  # contiguous: nothing lost
 
 
-def test_short_recordings_silence_and_zero_keep_the_whole():
-    audio, _ = speech_with_pauses([1.0, 1.0])
-    assert split_at_silences(audio, 4.0) == [(0, len(audio))]
+def test_pieces_keep_only_a_little_of_the_pauses_around_their_speech():
+    audio, bursts = speech_with_pauses([1.5, 2.8, 0.7, 3.2, 1.1, 2.0], pause=0.6)
+    edge = EDGE_SECONDS * RATE + HOP  # the pause kept, give or take a 10 ms frame
+    for max_seconds in (4.0, 30.0):  # cut in pieces, and short enough to stay whole
+        pieces = split_at_silences(audio, max_seconds)
+        for start, end in pieces:
+            inside = [(s, e) for s, e in bursts if start <= s and e <= end]
+            assert inside, "a piece without a whole utterance"
+            assert 0 <= inside[0][0] - start <= edge and 0 <= end - inside[-1][1] <= edge
+    [(start, end)] = split_at_silences(audio, 30.0)
+    assert start > 0.5 * RATE and end < len(audio) - 0.5 * RATE  # the leading and trailing pauses are gone
+
+
+def test_zero_silence_and_no_pauses_keep_the_whole():
     long_audio, _ = speech_with_pauses([3.0, 3.0, 3.0])
     assert split_at_silences(long_audio, 0) == [(0, len(long_audio))]
     silence = np.zeros(12 * RATE, dtype=np.float32)
     assert split_at_silences(silence, 4.0) == [(0, len(silence))]
+    assert split_at_silences(np.zeros(0, dtype=np.float32), 4.0) == [(0, 0)]
+    speech = (0.3 * np.random.default_rng(2).standard_normal(2 * RATE)).astype(np.float32)
+    assert split_at_silences(speech, 4.0) == [(0, len(speech))]
 
 
 def test_silent_pieces_are_dropped():

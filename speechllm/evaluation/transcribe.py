@@ -1,7 +1,8 @@
 """Decoding: audio in, text out, batched (batched output equals one-at-a-time output).
 
-Recordings longer than `decode.chunk_seconds` are split at their pauses (`data.chunking`), the pieces decoded in
-the same batches as everything else, and each recording's pieces joined in order.
+Recordings longer than `decode.chunk_seconds` are split at their pauses (`data.chunking`), every piece (a short
+recording's only one too) cut to its speech, the pieces decoded in the same batches as everything else, and each
+recording's pieces joined in order.
 """
 
 from __future__ import annotations
