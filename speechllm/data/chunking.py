@@ -47,6 +47,20 @@ def _cut(quiet: np.ndarray, levels: np.ndarray, lo: int, hi: int, margin: int) -
     return lo + margin + best
 
 
+def _split(quiet: np.ndarray, levels: np.ndarray, max_frames: int) -> list[tuple[int, int]]:
+    """Frame ranges of at most `max_frames` covering all frames in order, cut at the longest pauses."""
+    margin = min(int(MIN_PIECE_SECONDS * 100), max_frames // 4)
+    pieces, todo = [], [(0, len(levels))]
+    while todo:
+        lo, hi = todo.pop()
+        if hi - lo <= max_frames:
+            pieces.append((lo, hi))
+            continue
+        cut = _cut(quiet, levels, lo, hi, margin)
+        todo += [(cut, hi), (lo, cut)]
+    return sorted(pieces)
+
+
 def _speech(quiet: np.ndarray, lo: int, hi: int, edge: int) -> tuple[int, int]:
     """[lo, hi) narrowed to its first and last frame that is not quiet, `edge` frames of pause kept either side."""
     loud = np.flatnonzero(~quiet[lo:hi])  # offsets of the frames with speech
@@ -66,18 +80,8 @@ def split_at_silences(samples: np.ndarray, max_seconds: float) -> list[tuple[int
     quiet = (levels < levels.max() - SILENCE_DB) | (levels < FLOOR_DB)
     if quiet.all():
         return [(0, len(samples))]
-    pieces = [(0, len(levels))]  # frame ranges
-    if len(samples) > max_seconds * SAMPLE_RATE:
-        max_frames = int(max_seconds * SAMPLE_RATE) // HOP
-        margin = min(int(MIN_PIECE_SECONDS * 100), max_frames // 4)
-        pieces, todo = [], pieces
-        while todo:
-            lo, hi = todo.pop()
-            if hi - lo <= max_frames:
-                pieces.append((lo, hi))
-                continue
-            cut = _cut(quiet, levels, lo, hi, margin)
-            todo += [(cut, hi), (lo, cut)]
+    whole = len(samples) <= max_seconds * SAMPLE_RATE
+    pieces = [(0, len(levels))] if whole else _split(quiet, levels, int(max_seconds * SAMPLE_RATE) // HOP)
     edge = round(EDGE_SECONDS * 100)
-    spoken = [_speech(quiet, lo, hi, edge) for lo, hi in sorted(pieces) if not quiet[lo:hi].all()]
+    spoken = [_speech(quiet, lo, hi, edge) for lo, hi in pieces if not quiet[lo:hi].all()]
     return [(lo * HOP, min(hi * HOP, len(samples))) for lo, hi in spoken]
