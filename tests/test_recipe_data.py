@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "recipe_data.py"
-DEV96 = [line.strip() for line in (SCRIPT.parent.parent / "docs" / "recognition" / "dev96.ids").read_text().split()]
+DEV96 = (SCRIPT.parent.parent / "docs" / "recognition" / "dev96.ids").read_text().split()  # one id a line
 
 
 def _write(path: Path, rows: list[dict]) -> None:
